@@ -1,0 +1,332 @@
+//! The `sandstream` command line: flags are parsed by clap, merged with the
+//! config file, and turned into a [`StreamerBuilder`]. No logic lives in
+//! `main`.
+
+use crate::config_file::ConfigFile;
+use crate::guest::{CompileCache, GuestProgram, StreamFormats, new_engine};
+use crate::media::{AudioFormat, Fps, VideoFormat};
+use crate::pipeline::{self, CacheSetting, Streamer, StreamerBuilder};
+use crate::spec::{AudioInputSpec, AudioOutputSpec, VideoInputSpec, VideoOutputSpec};
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Run audio/video effects written as WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "sandstream", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Only warnings and errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Debug logging (or set RUST_LOG).
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a guest over audio and/or video.
+    Run(RunArgs),
+    /// Say which world a guest implements, what it imports and exports, and
+    /// whether it would run.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+struct CacheArgs {
+    /// Compile the guest every time instead of using the compile cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Compile cache directory [default: $SANDSTREAM_CACHE_DIR or ~/.cache/sandstream].
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+impl CacheArgs {
+    fn setting(&self) -> CacheSetting {
+        match (&self.cache_dir, self.no_cache) {
+            (_, true) => CacheSetting::Off,
+            (Some(dir), false) => CacheSetting::Dir(dir.clone()),
+            (None, false) => CacheSetting::Default,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The guest component (.wasm).
+    guest: PathBuf,
+    /// Audio input: file:PATH.wav, tone:FREQ_HZ or silence.
+    #[arg(long, value_name = "SRC")]
+    audio_in: Option<AudioInputSpec>,
+    /// Audio output: file:PATH.wav or null (repeat for several).
+    #[arg(long, value_name = "SINK")]
+    audio_out: Vec<AudioOutputSpec>,
+    /// Video input: file:PATH.y4m or pattern.
+    #[arg(long, value_name = "SRC")]
+    video_in: Option<VideoInputSpec>,
+    /// Video output: file:PATH.y4m, file:PATH.png (last frame) or null
+    /// (repeat for several).
+    #[arg(long, value_name = "SINK")]
+    video_out: Vec<VideoOutputSpec>,
+    /// Guest configuration entry (repeatable); wins over the config file.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    set: Vec<(String, String)>,
+    /// TOML file with run options and a [config] table for the guest.
+    #[arg(long, value_name = "FILE.toml")]
+    config: Option<PathBuf>,
+    /// Stop after this many seconds of media.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    duration: Option<f64>,
+    /// Audio frames per guest call [default: 512].
+    #[arg(long, value_name = "FRAMES")]
+    block: Option<u32>,
+    /// Sample rate of synthetic audio [default: 48000].
+    #[arg(long, value_name = "HZ")]
+    sample_rate: Option<u32>,
+    /// Channels of synthetic audio [default: 2].
+    #[arg(long, value_name = "N")]
+    channels: Option<u16>,
+    /// Width of the test pattern [default: 640].
+    #[arg(long, value_name = "W")]
+    width: Option<u32>,
+    /// Height of the test pattern [default: 360].
+    #[arg(long, value_name = "H")]
+    height: Option<u32>,
+    /// Frame rate of the pattern; caps faster video sources [default: 30].
+    #[arg(long, value_name = "F")]
+    fps: Option<f64>,
+    /// Largest A/V offset allowed at the outputs, real time only [default: 10].
+    #[arg(long, value_name = "MS")]
+    max_unsynced: Option<f64>,
+    /// Pace inputs to the clock, like live capture (files otherwise run as
+    /// fast as possible).
+    #[arg(long)]
+    realtime: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// The guest component (.wasm).
+    guest: PathBuf,
+    /// Configuration to try the guest's configure with (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    set: Vec<(String, String)>,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+fn parse_key_value(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_string(), value.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got `{raw}`")),
+    }
+}
+
+fn parse_seconds(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 => Ok(secs),
+        _ => Err(format!("expected a positive number of seconds, got `{raw}`")),
+    }
+}
+
+/// Entry point of the binary: exit 0 on success; on failure one line
+/// `error: …` with the cause chain, and exit 1 (2 for usage errors).
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = if err.use_stderr() { 2 } else { 0 };
+            let _ = err.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging(cli.quiet, cli.verbose);
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Check(args) => check(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", one_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The cause chain on one line, each part once.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+fn init_logging(quiet: bool, verbose: bool) {
+    let default = if quiet {
+        "warn"
+    } else if verbose {
+        "debug,cranelift=warn,wasmtime=info"
+    } else {
+        "info,cranelift=warn,wasmtime=warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let builder = builder_from_args(args)?;
+    let streamer = builder.build()?;
+    tracing::info!("{}", streamer.describe().replace('\n', "\n  "));
+    let running = streamer.start()?;
+    let stop = running.stop_handle();
+    let mut interrupts = 0;
+    let _ = ctrlc::set_handler(move || {
+        interrupts += 1;
+        if interrupts > 1 {
+            eprintln!("interrupted twice: exiting without finalizing outputs");
+            std::process::exit(130);
+        }
+        eprintln!("stopping (Ctrl-C again to abort)...");
+        stop.stop();
+    });
+    let report = running.wait()?;
+    eprint!("{report}");
+    Ok(())
+}
+
+fn builder_from_args(args: RunArgs) -> anyhow::Result<StreamerBuilder> {
+    let file = match &args.config {
+        Some(path) => ConfigFile::load(path)?,
+        None => ConfigFile::default(),
+    };
+    let mut builder = Streamer::builder().guest_path(&args.guest).cache(args.cache.setting());
+    for (key, value) in file.guest_config()? {
+        builder = builder.set(key, value);
+    }
+    for (key, value) in args.set {
+        builder = builder.set(key, value);
+    }
+
+    let audio_in = match (args.audio_in, &file.audio_in) {
+        (Some(spec), _) => Some(spec),
+        (None, Some(text)) => Some(text.parse::<AudioInputSpec>().context("config file audio-in")?),
+        (None, None) => None,
+    };
+    let video_in = match (args.video_in, &file.video_in) {
+        (Some(spec), _) => Some(spec),
+        (None, Some(text)) => Some(text.parse::<VideoInputSpec>().context("config file video-in")?),
+        (None, None) => None,
+    };
+    if let Some(spec) = audio_in {
+        builder = builder.audio_input(spec);
+    }
+    if let Some(spec) = video_in {
+        builder = builder.video_input(spec);
+    }
+    let audio_out = if args.audio_out.is_empty() {
+        let texts = file.audio_out.clone().map(|o| o.into_vec()).unwrap_or_default();
+        texts.iter().map(|s| s.parse()).collect::<anyhow::Result<Vec<_>>>().context("config file audio-out")?
+    } else {
+        args.audio_out
+    };
+    for spec in audio_out {
+        builder = builder.audio_output(spec);
+    }
+    let video_out = if args.video_out.is_empty() {
+        let texts = file.video_out.clone().map(|o| o.into_vec()).unwrap_or_default();
+        texts.iter().map(|s| s.parse()).collect::<anyhow::Result<Vec<_>>>().context("config file video-out")?
+    } else {
+        args.video_out
+    };
+    for spec in video_out {
+        builder = builder.video_output(spec);
+    }
+
+    if let Some(secs) = args.duration.or(file.duration) {
+        if !(secs.is_finite() && secs > 0.0) {
+            bail!("duration must be a positive number of seconds, got {secs}");
+        }
+        builder = builder.duration(Duration::from_secs_f64(secs));
+    }
+    if let Some(block) = args.block.or(file.block) {
+        builder = builder.block_frames(block);
+    }
+    if let Some(rate) = args.sample_rate.or(file.sample_rate) {
+        builder = builder.sample_rate(rate);
+    }
+    if let Some(channels) = args.channels.or(file.channels) {
+        builder = builder.channels(channels);
+    }
+    match (args.width.or(file.width), args.height.or(file.height)) {
+        (Some(w), Some(h)) => builder = builder.frame_size(w, h),
+        (None, None) => {}
+        (Some(w), None) => builder = builder.frame_size(w, pipeline::DEFAULT_HEIGHT),
+        (None, Some(h)) => builder = builder.frame_size(pipeline::DEFAULT_WIDTH, h),
+    }
+    if let Some(fps) = args.fps.or(file.fps) {
+        builder = builder.fps(fps);
+    }
+    if let Some(ms) = args.max_unsynced.or(file.max_unsynced) {
+        if !(ms.is_finite() && ms >= 0.0) {
+            bail!("--max-unsynced must be a non-negative number of milliseconds, got {ms}");
+        }
+        builder = builder.max_unsynced(Duration::from_secs_f64(ms / 1000.0));
+    }
+    Ok(builder.realtime(args.realtime || file.realtime.unwrap_or(false)))
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<()> {
+    let engine = new_engine()?;
+    let cache = match args.cache.setting() {
+        CacheSetting::Off => None,
+        CacheSetting::Dir(dir) => Some(CompileCache::new(dir)),
+        CacheSetting::Default => CompileCache::default_location(),
+    };
+    let program = GuestProgram::load(&engine, &args.guest, cache.as_ref())
+        .with_context(|| format!("{} is not a usable guest", args.guest.display()))?;
+    let world = program.world();
+    println!("{}: implements {world}", args.guest.display());
+    println!("  exports: {}", program.surface().exports.join(", "));
+    println!("  imports: {}", program.surface().imports.join(", "));
+    println!("  compile cache: {:?}", program.cache_outcome());
+    // Would it run? Instantiate and configure it as `run` would, with
+    // default formats for the streams it processes.
+    let formats = StreamFormats {
+        audio: world.processes_audio().then_some((
+            AudioFormat {
+                sample_rate: pipeline::DEFAULT_SAMPLE_RATE,
+                channels: pipeline::DEFAULT_CHANNELS,
+            },
+            pipeline::DEFAULT_BLOCK_FRAMES,
+        )),
+        video: world.processes_video().then_some(VideoFormat {
+            width: pipeline::DEFAULT_WIDTH,
+            height: pipeline::DEFAULT_HEIGHT,
+            fps: Fps { num: 30, den: 1 },
+        }),
+    };
+    let mut instance = program.instantiate().context("instantiating the guest")?;
+    instance
+        .configure(&args.set, &formats)
+        .map_err(|fault| anyhow::anyhow!("guest {} {fault} in setup.configure", program.name()))?;
+    println!("  would run: yes (instantiated and configured)");
+    Ok(())
+}

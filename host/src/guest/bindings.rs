@@ -1,0 +1,13 @@
+//! Host-side bindings of `wit/`, generated once for the widest world.
+//!
+//! Each exported interface is loaded on its own (`GuestIndices`), so the same
+//! bindings serve audio-only, video-only and A/V guests.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "sandstream:av/av-effect",
+});
+
+pub use exports::sandstream::av::{audio, setup, video};
+pub use sandstream::av::log;
+pub use sandstream::av::types;

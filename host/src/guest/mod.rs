@@ -1,0 +1,389 @@
+//! Guests: loading a component, checking it is one of our worlds, and
+//! calling it. Frame passing lives in [`GuestInstance::process_audio`] and
+//! [`GuestInstance::process_video`] only, so the list-based data path can be
+//! replaced by a mapped-memory one without touching the pipeline.
+
+mod bindings;
+mod cache;
+mod engine;
+mod inspect;
+mod log_stream;
+
+pub use cache::{CacheOutcome, CompileCache};
+pub use engine::new_engine;
+pub use inspect::{LoadError, Surface, World};
+
+use crate::media::{AudioFormat, VideoFormat};
+use bindings::{audio, log, setup, types};
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use wasmtime::component::{HasSelf, InstancePre, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Per-instance host state: WASI (granting nothing) and the guest's name for
+/// log lines.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    name: Arc<str>,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl log::Host for HostState {
+    fn log(&mut self, level: log::Level, message: String) {
+        let name = &*self.name;
+        match level {
+            log::Level::Trace => tracing::trace!(target: "guest", "[{name}] {message}"),
+            log::Level::Debug => tracing::debug!(target: "guest", "[{name}] {message}"),
+            log::Level::Info => tracing::info!(target: "guest", "[{name}] {message}"),
+            log::Level::Warn => tracing::warn!(target: "guest", "[{name}] {message}"),
+            log::Level::Error => tracing::error!(target: "guest", "[{name}] {message}"),
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+/// A compiled, validated and pre-linked guest, ready to instantiate.
+pub struct GuestProgram {
+    name: Arc<str>,
+    world: World,
+    surface: Surface,
+    cache: CacheOutcome,
+    pre: InstancePre<HostState>,
+    setup: setup::GuestIndices,
+    audio: Option<audio::GuestIndices>,
+    video: Option<bindings::video::GuestIndices>,
+}
+
+impl GuestProgram {
+    /// Reads, validates, compiles (through `cache` when given) and links
+    /// the component at `path`.
+    ///
+    /// # Errors
+    /// A [`LoadError`] that says what the file is and what was expected.
+    pub fn load(
+        engine: &Engine,
+        path: &Path,
+        cache: Option<&CompileCache>,
+    ) -> Result<Self, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        Self::from_bytes(engine, &name, &bytes, cache)
+    }
+
+    /// Like [`GuestProgram::load`], from bytes in memory.
+    ///
+    /// # Errors
+    /// See [`GuestProgram::load`].
+    pub fn from_bytes(
+        engine: &Engine,
+        name: &str,
+        bytes: &[u8],
+        cache: Option<&CompileCache>,
+    ) -> Result<Self, LoadError> {
+        inspect::check_header(bytes)?;
+        let invalid = |err: wasmtime::Error| LoadError::Invalid {
+            detail: format!("{err:#}"),
+        };
+        let (component, cache) = match cache {
+            Some(cache) => cache.load(engine, bytes).map_err(|err| LoadError::Invalid {
+                detail: format!("{err:#}"),
+            })?,
+            None => (
+                wasmtime::component::Component::new(engine, bytes).map_err(invalid)?,
+                CacheOutcome::Disabled,
+            ),
+        };
+        let link = |err: wasmtime::Error| LoadError::Link {
+            detail: format!("{err:#}"),
+        };
+        let surface = Surface::of(engine, &component);
+        let world = surface.world()?;
+
+        let linker = new_linker(engine).map_err(link)?;
+        let pre = linker.instantiate_pre(&component).map_err(link)?;
+        let setup = setup::GuestIndices::new(&pre).map_err(link)?;
+        let audio = world
+            .processes_audio()
+            .then(|| audio::GuestIndices::new(&pre))
+            .transpose()
+            .map_err(link)?;
+        let video = world
+            .processes_video()
+            .then(|| bindings::video::GuestIndices::new(&pre))
+            .transpose()
+            .map_err(link)?;
+        Ok(Self {
+            name: name.into(),
+            world,
+            surface,
+            cache,
+            pre,
+            setup,
+            audio,
+            video,
+        })
+    }
+
+    /// The file name the guest was loaded from; used in messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn world(&self) -> World {
+        self.world
+    }
+
+    /// Everything the component imports and exports.
+    pub fn surface(&self) -> &Surface {
+        &self.surface
+    }
+
+    pub fn cache_outcome(&self) -> CacheOutcome {
+        self.cache
+    }
+
+    /// Creates a fresh instance with its own store. Nothing is granted: no
+    /// files, no network, no environment; stdout/stderr go to the log.
+    ///
+    /// # Errors
+    /// When instantiation traps (e.g. a start function fails) or an export
+    /// has the wrong type.
+    pub fn instantiate(&self) -> anyhow::Result<GuestInstance> {
+        let wasi = WasiCtx::builder()
+            .stdout(log_stream::LogStream::new(self.name.clone(), "stdout"))
+            .stderr(log_stream::LogStream::new(self.name.clone(), "stderr"))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            name: self.name.clone(),
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        let instance = self.pre.instantiate(&mut store)?;
+        let setup = self.setup.load(&mut store, &instance)?;
+        let audio = match &self.audio {
+            Some(indices) => Some(indices.load(&mut store, &instance)?),
+            None => None,
+        };
+        let video = match &self.video {
+            Some(indices) => Some(indices.load(&mut store, &instance)?),
+            None => None,
+        };
+        Ok(GuestInstance {
+            name: self.name.clone(),
+            store,
+            setup,
+            audio,
+            video,
+        })
+    }
+}
+
+fn new_linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    bindings::AvEffect::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
+/// What went wrong in one call into the guest.
+#[derive(Debug)]
+pub enum GuestFault {
+    /// The call trapped (unreachable, out of bounds, a panic...).
+    Trap(wasmtime::Error),
+    /// The guest returned an error message.
+    Reported(String),
+    /// The guest returned data of the wrong size.
+    WrongSize { got: usize, expected: usize, unit: &'static str },
+    /// The guest does not implement this stream.
+    NotImplemented(&'static str),
+}
+
+impl fmt::Display for GuestFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GuestFault::Trap(err) => write!(f, "trapped: {}", trap_summary(err)),
+            GuestFault::Reported(msg) => write!(f, "returned an error: {msg}"),
+            GuestFault::WrongSize {
+                got,
+                expected,
+                unit,
+            } => write!(
+                f,
+                "returned {got} {unit} where {expected} were expected (or 0 to drop)"
+            ),
+            GuestFault::NotImplemented(stream) => write!(f, "does not process {stream}"),
+        }
+    }
+}
+
+/// The trap's own message, without wasmtime's multi-line backtrace.
+fn trap_summary(err: &wasmtime::Error) -> String {
+    match err.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{err:#}")
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
+
+impl std::error::Error for GuestFault {}
+
+/// Formats of the streams an instance is configured for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamFormats {
+    pub audio: Option<(AudioFormat, u32)>,
+    pub video: Option<VideoFormat>,
+}
+
+/// Timing of one audio block, as the guest sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct AudioCall {
+    pub timestamp_ns: u64,
+    pub first_frame: u64,
+    pub format: AudioFormat,
+}
+
+/// Timing of one video frame, as the guest sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct VideoCall {
+    pub timestamp_ns: u64,
+    pub index: u64,
+    pub format: VideoFormat,
+}
+
+/// One live instance of a guest, with its own store. Not shared between
+/// threads: the processing stage owns it.
+pub struct GuestInstance {
+    name: Arc<str>,
+    store: Store<HostState>,
+    setup: setup::Guest,
+    audio: Option<audio::Guest>,
+    video: Option<bindings::video::Guest>,
+}
+
+impl GuestInstance {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Calls `setup.configure` with the user's configuration.
+    ///
+    /// # Errors
+    /// The guest's own message when it refuses the configuration, or a trap.
+    pub fn configure(
+        &mut self,
+        config: &Vec<(String, String)>,
+        formats: &StreamFormats,
+    ) -> Result<(), GuestFault> {
+        let formats = types::StreamFormats {
+            audio: formats.audio.map(|(f, block)| types::AudioFormat {
+                sample_rate: f.sample_rate,
+                channels: u32::from(f.channels),
+                block_frames: block,
+            }),
+            video: formats.video.map(|f| types::VideoFormat {
+                width: f.width,
+                height: f.height,
+                fps: f.fps.as_f64(),
+            }),
+        };
+        match self
+            .setup
+            .call_configure(&mut self.store, config, formats)
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(GuestFault::Reported(message)),
+            Err(trap) => Err(GuestFault::Trap(trap)),
+        }
+    }
+
+    /// Sends one audio block through the guest. Returns the processed
+    /// samples, or an empty vector when the guest dropped the block.
+    ///
+    /// # Errors
+    /// A trap, an error the guest reported, or output of the wrong length.
+    pub fn process_audio(
+        &mut self,
+        call: AudioCall,
+        samples: &[f32],
+    ) -> Result<Vec<f32>, GuestFault> {
+        let audio = self
+            .audio
+            .as_ref()
+            .ok_or(GuestFault::NotImplemented("audio"))?;
+        let info = types::AudioInfo {
+            timestamp_ns: call.timestamp_ns,
+            first_frame: call.first_frame,
+            sample_rate: call.format.sample_rate,
+            channels: u32::from(call.format.channels),
+        };
+        let output = match audio.call_process_audio(&mut self.store, info, samples) {
+            Ok(Ok(output)) => output,
+            Ok(Err(message)) => return Err(GuestFault::Reported(message)),
+            Err(trap) => return Err(GuestFault::Trap(trap)),
+        };
+        check_len(output.len(), samples.len(), "samples")?;
+        Ok(output)
+    }
+
+    /// Sends one RGBA8 frame through the guest. Returns the processed
+    /// pixels, or an empty vector when the guest dropped the frame.
+    ///
+    /// # Errors
+    /// A trap, an error the guest reported, or output of the wrong size.
+    pub fn process_video(&mut self, call: VideoCall, pixels: &[u8]) -> Result<Vec<u8>, GuestFault> {
+        let video = self
+            .video
+            .as_ref()
+            .ok_or(GuestFault::NotImplemented("video"))?;
+        let info = types::VideoInfo {
+            timestamp_ns: call.timestamp_ns,
+            index: call.index,
+            width: call.format.width,
+            height: call.format.height,
+        };
+        let output = match video.call_process_video(&mut self.store, info, pixels) {
+            Ok(Ok(output)) => output,
+            Ok(Err(message)) => return Err(GuestFault::Reported(message)),
+            Err(trap) => return Err(GuestFault::Trap(trap)),
+        };
+        check_len(output.len(), pixels.len(), "bytes of RGBA frame")?;
+        Ok(output)
+    }
+}
+
+fn check_len(got: usize, expected: usize, unit: &'static str) -> Result<(), GuestFault> {
+    if got == expected || got == 0 {
+        Ok(())
+    } else {
+        Err(GuestFault::WrongSize {
+            got,
+            expected,
+            unit,
+        })
+    }
+}

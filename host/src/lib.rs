@@ -1,0 +1,27 @@
+//! Sandstream: a real-time audio/video host that runs processing
+//! callbacks as sandboxed WebAssembly components.
+//!
+//! A tour:
+//! - [`Streamer::builder`] configures a run: a guest (`.wasm` implementing a
+//!   world of `wit/sandstream.wit`), inputs, outputs and timing. `build()`
+//!   loads and configures the guest; `start()` runs the pipeline;
+//!   [`RunningStream::wait`] returns a [`Report`].
+//! - [`guest`]: loading, validating, caching and calling components.
+//! - [`source`] and [`sink`]: where media comes from and goes to, behind
+//!   small traits; [`spec`] parses the user's `file:…`/`tone:…` strings.
+//! - [`pipeline`]: the threads and queues between them, and A/V sync.
+//! - [`cli`]: the `sandstream` command line, a thin layer over the above.
+
+pub mod cli;
+pub mod clock;
+pub mod colour;
+pub mod config_file;
+pub mod guest;
+pub mod media;
+pub mod pipeline;
+pub mod sink;
+pub mod source;
+pub mod spec;
+
+pub use guest::{GuestProgram, LoadError, World};
+pub use pipeline::{CacheSetting, Report, RunningStream, StopHandle, Streamer, StreamerBuilder};

@@ -1,0 +1,104 @@
+//! Counters every stage updates and the report a run ends with.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Live counters, shared by the stages (relaxed atomics: each has one writer).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub audio_blocks_in: AtomicU64,
+    pub audio_frames_in: AtomicU64,
+    pub audio_blocks_out: AtomicU64,
+    pub audio_frames_out: AtomicU64,
+    pub audio_dropped_by_guest: AtomicU64,
+    pub audio_overruns: AtomicU64,
+    pub audio_timestamp_regressions: AtomicU64,
+    pub audio_last_end_ns: AtomicU64,
+    pub video_frames_in: AtomicU64,
+    pub video_frames_out: AtomicU64,
+    pub video_skipped_by_fps_cap: AtomicU64,
+    pub video_dropped_by_guest: AtomicU64,
+    pub video_overruns: AtomicU64,
+    pub video_timestamp_regressions: AtomicU64,
+    pub video_last_end_ns: AtomicU64,
+    pub sync_forced_releases: AtomicU64,
+}
+
+/// What a run did, returned by [`crate::RunningStream::wait`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub audio_blocks_in: u64,
+    pub audio_frames_in: u64,
+    pub audio_blocks_out: u64,
+    pub audio_frames_out: u64,
+    pub audio_dropped_by_guest: u64,
+    pub audio_overruns: u64,
+    pub audio_timestamp_regressions: u64,
+    /// Timestamp of the end of the last audio block written.
+    pub audio_end_ns: u64,
+    pub video_frames_in: u64,
+    pub video_frames_out: u64,
+    pub video_skipped_by_fps_cap: u64,
+    pub video_dropped_by_guest: u64,
+    pub video_overruns: u64,
+    pub video_timestamp_regressions: u64,
+    /// Timestamp of the end of the last video frame written.
+    pub video_end_ns: u64,
+    pub sync_forced_releases: u64,
+}
+
+impl Counters {
+    pub fn report(&self) -> Report {
+        Report {
+            audio_blocks_in: self.audio_blocks_in.load(Relaxed),
+            audio_frames_in: self.audio_frames_in.load(Relaxed),
+            audio_blocks_out: self.audio_blocks_out.load(Relaxed),
+            audio_frames_out: self.audio_frames_out.load(Relaxed),
+            audio_dropped_by_guest: self.audio_dropped_by_guest.load(Relaxed),
+            audio_overruns: self.audio_overruns.load(Relaxed),
+            audio_timestamp_regressions: self.audio_timestamp_regressions.load(Relaxed),
+            audio_end_ns: self.audio_last_end_ns.load(Relaxed),
+            video_frames_in: self.video_frames_in.load(Relaxed),
+            video_frames_out: self.video_frames_out.load(Relaxed),
+            video_skipped_by_fps_cap: self.video_skipped_by_fps_cap.load(Relaxed),
+            video_dropped_by_guest: self.video_dropped_by_guest.load(Relaxed),
+            video_overruns: self.video_overruns.load(Relaxed),
+            video_timestamp_regressions: self.video_timestamp_regressions.load(Relaxed),
+            video_end_ns: self.video_last_end_ns.load(Relaxed),
+            sync_forced_releases: self.sync_forced_releases.load(Relaxed),
+        }
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.audio_blocks_in > 0 {
+            writeln!(
+                f,
+                "audio: {} blocks ({} frames) in, {} blocks ({} frames) out, {} dropped by guest, \
+                 {} overruns",
+                self.audio_blocks_in,
+                self.audio_frames_in,
+                self.audio_blocks_out,
+                self.audio_frames_out,
+                self.audio_dropped_by_guest,
+                self.audio_overruns
+            )?;
+        }
+        if self.video_frames_in > 0 {
+            writeln!(
+                f,
+                "video: {} frames in, {} out, {} skipped by fps cap, {} dropped by guest, {} overruns",
+                self.video_frames_in,
+                self.video_frames_out,
+                self.video_skipped_by_fps_cap,
+                self.video_dropped_by_guest,
+                self.video_overruns
+            )?;
+        }
+        if self.sync_forced_releases > 0 {
+            writeln!(f, "sync: {} items released unsynced (a stream stalled)", self.sync_forced_releases)?;
+        }
+        Ok(())
+    }
+}

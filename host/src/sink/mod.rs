@@ -1,0 +1,100 @@
+//! Where processed media goes. File sinks write to `NAME.partial` and rename
+//! on success, so a failed or interrupted-by-error run never leaves a
+//! truncated file that looks complete.
+
+mod null;
+mod png;
+mod wav;
+mod y4m;
+
+pub use null::NullSink;
+pub use png::PngSnapshotSink;
+pub use wav::WavSink;
+pub use y4m::Y4mSink;
+
+use crate::media::{AudioBlock, VideoFrame};
+use anyhow::Context as _;
+use std::path::{Path, PathBuf};
+
+/// A consumer of processed audio.
+pub trait AudioSink: Send {
+    /// # Errors
+    /// Write errors, with the sink named.
+    fn write(&mut self, block: &AudioBlock) -> anyhow::Result<()>;
+
+    /// Completes the output (headers, rename into place).
+    ///
+    /// # Errors
+    /// Write errors.
+    fn finish(self: Box<Self>) -> anyhow::Result<()>;
+
+    /// Throws the output away after a failed run.
+    fn abort(self: Box<Self>) {}
+
+    fn describe(&self) -> String;
+}
+
+/// A consumer of processed RGBA8 frames.
+pub trait VideoSink: Send {
+    /// # Errors
+    /// Write errors, with the sink named.
+    fn write(&mut self, frame: &VideoFrame) -> anyhow::Result<()>;
+
+    /// # Errors
+    /// Write errors.
+    fn finish(self: Box<Self>) -> anyhow::Result<()>;
+
+    fn abort(self: Box<Self>) {}
+
+    fn describe(&self) -> String;
+}
+
+/// A file written under a temporary name and renamed when complete.
+#[derive(Debug)]
+pub struct PartialFile {
+    partial: PathBuf,
+    target: PathBuf,
+}
+
+impl PartialFile {
+    /// Creates `target.partial` (and checks the directory exists).
+    ///
+    /// # Errors
+    /// When the file cannot be created.
+    pub fn create(target: &Path) -> anyhow::Result<(Self, std::fs::File)> {
+        let mut name = target.as_os_str().to_owned();
+        name.push(".partial");
+        let partial = PathBuf::from(name);
+        let file = std::fs::File::create(&partial)
+            .with_context(|| format!("cannot create output {}", target.display()))?;
+        Ok((
+            Self {
+                partial,
+                target: target.to_path_buf(),
+            },
+            file,
+        ))
+    }
+
+    /// Moves the completed file into place.
+    ///
+    /// # Errors
+    /// When the rename fails.
+    pub fn commit(self) -> anyhow::Result<()> {
+        std::fs::rename(&self.partial, &self.target)
+            .with_context(|| format!("cannot move output into place at {}", self.target.display()))
+    }
+
+    /// Removes the incomplete file.
+    pub fn discard(self) {
+        let _ = std::fs::remove_file(&self.partial);
+    }
+
+    pub fn partial_path(&self) -> &Path {
+        &self.partial
+    }
+
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+}

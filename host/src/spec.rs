@@ -1,0 +1,223 @@
+//! The strings users write for inputs and outputs (`tone:440`,
+//! `file:in.wav`, `pattern`, `null`...), parsed once into typed specs.
+
+use crate::media::{AudioFormat, VideoFormat};
+use crate::sink::{self, AudioSink, VideoSink};
+use crate::source::{self, AudioSource, VideoSource};
+use anyhow::{Context as _, bail};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+const AUDIO_INPUTS: &str = "file:PATH.wav, tone:FREQ_HZ, silence";
+const VIDEO_INPUTS: &str = "file:PATH.y4m, pattern";
+const AUDIO_OUTPUTS: &str = "file:PATH.wav, null";
+const VIDEO_OUTPUTS: &str = "file:PATH.y4m, file:PATH.png (last frame), null";
+
+/// An audio input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AudioInputSpec {
+    File(PathBuf),
+    Tone(f64),
+    Silence,
+}
+
+/// A video input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VideoInputSpec {
+    File(PathBuf),
+    Pattern,
+}
+
+/// An audio output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AudioOutputSpec {
+    Wav(PathBuf),
+    Null,
+}
+
+/// A video output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VideoOutputSpec {
+    Y4m(PathBuf),
+    Png(PathBuf),
+    Null,
+}
+
+fn split(spec: &str) -> (&str, Option<&str>) {
+    match spec.split_once(':') {
+        Some((kind, arg)) => (kind, Some(arg)),
+        None => (spec, None),
+    }
+}
+
+fn file_arg(spec: &str, arg: Option<&str>) -> anyhow::Result<PathBuf> {
+    match arg {
+        Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+        _ => bail!("`{spec}` needs a path, as in file:PATH"),
+    }
+}
+
+fn extension(path: &Path) -> String {
+    path.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+impl FromStr for AudioInputSpec {
+    type Err = anyhow::Error;
+
+    fn from_str(spec: &str) -> anyhow::Result<Self> {
+        match split(spec) {
+            ("file", arg) => Ok(Self::File(file_arg(spec, arg)?)),
+            ("tone", Some(freq)) => {
+                let hz: f64 = freq
+                    .parse()
+                    .ok()
+                    .filter(|hz: &f64| hz.is_finite() && *hz > 0.0)
+                    .with_context(|| format!("`{spec}`: the tone frequency must be a positive number of Hz"))?;
+                Ok(Self::Tone(hz))
+            }
+            ("tone", None) => bail!("`tone` needs a frequency, as in tone:440"),
+            ("silence", None) => Ok(Self::Silence),
+            _ => bail!("unknown audio input `{spec}`; expected one of: {AUDIO_INPUTS}"),
+        }
+    }
+}
+
+impl FromStr for VideoInputSpec {
+    type Err = anyhow::Error;
+
+    fn from_str(spec: &str) -> anyhow::Result<Self> {
+        match split(spec) {
+            ("file", arg) => Ok(Self::File(file_arg(spec, arg)?)),
+            ("pattern", None) => Ok(Self::Pattern),
+            _ => bail!("unknown video input `{spec}`; expected one of: {VIDEO_INPUTS}"),
+        }
+    }
+}
+
+impl FromStr for AudioOutputSpec {
+    type Err = anyhow::Error;
+
+    fn from_str(spec: &str) -> anyhow::Result<Self> {
+        match split(spec) {
+            ("file", arg) => {
+                let path = file_arg(spec, arg)?;
+                match extension(&path).as_str() {
+                    "wav" => Ok(Self::Wav(path)),
+                    other => bail!("`{spec}`: cannot write audio as .{other}; expected one of: {AUDIO_OUTPUTS}"),
+                }
+            }
+            ("null", None) => Ok(Self::Null),
+            _ => bail!("unknown audio output `{spec}`; expected one of: {AUDIO_OUTPUTS}"),
+        }
+    }
+}
+
+impl FromStr for VideoOutputSpec {
+    type Err = anyhow::Error;
+
+    fn from_str(spec: &str) -> anyhow::Result<Self> {
+        match split(spec) {
+            ("file", arg) => {
+                let path = file_arg(spec, arg)?;
+                match extension(&path).as_str() {
+                    "y4m" => Ok(Self::Y4m(path)),
+                    "png" => Ok(Self::Png(path)),
+                    other => bail!("`{spec}`: cannot write video as .{other}; expected one of: {VIDEO_OUTPUTS}"),
+                }
+            }
+            ("null", None) => Ok(Self::Null),
+            _ => bail!("unknown video output `{spec}`; expected one of: {VIDEO_OUTPUTS}"),
+        }
+    }
+}
+
+impl AudioInputSpec {
+    /// Opens the input; `format` is used by synthetic inputs (files have
+    /// their own).
+    ///
+    /// # Errors
+    /// Missing or malformed files.
+    pub fn open(&self, format: AudioFormat) -> anyhow::Result<Box<dyn AudioSource>> {
+        Ok(match self {
+            Self::File(path) => Box::new(source::WavSource::open(path)?),
+            Self::Tone(hz) => Box::new(source::ToneSource::new(format, *hz)),
+            Self::Silence => Box::new(source::SilenceSource::new(format)),
+        })
+    }
+
+    pub fn is_synthetic(&self) -> bool {
+        !matches!(self, Self::File(_))
+    }
+}
+
+impl VideoInputSpec {
+    /// Opens the input; `format` is used by the pattern (files have their own).
+    ///
+    /// # Errors
+    /// Missing or malformed files.
+    pub fn open(&self, format: VideoFormat) -> anyhow::Result<Box<dyn VideoSource>> {
+        Ok(match self {
+            Self::File(path) => Box::new(source::Y4mSource::open(path)?),
+            Self::Pattern => Box::new(source::PatternSource::new(format)),
+        })
+    }
+
+    pub fn is_synthetic(&self) -> bool {
+        !matches!(self, Self::File(_))
+    }
+}
+
+impl AudioOutputSpec {
+    /// # Errors
+    /// When the output file cannot be created.
+    pub fn open(&self, format: AudioFormat) -> anyhow::Result<Box<dyn AudioSink>> {
+        Ok(match self {
+            Self::Wav(path) => Box::new(sink::WavSink::create(path, format)?),
+            Self::Null => Box::new(sink::NullSink),
+        })
+    }
+}
+
+impl VideoOutputSpec {
+    /// # Errors
+    /// When the output file cannot be created.
+    pub fn open(&self, format: VideoFormat) -> anyhow::Result<Box<dyn VideoSink>> {
+        Ok(match self {
+            Self::Y4m(path) => Box::new(sink::Y4mSink::create(path, format)?),
+            Self::Png(path) => Box::new(sink::PngSnapshotSink::create(path, format)?),
+            Self::Null => Box::new(sink::NullSink),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_documented_form() {
+        assert_eq!("tone:440".parse::<AudioInputSpec>().unwrap(), AudioInputSpec::Tone(440.0));
+        assert_eq!("silence".parse::<AudioInputSpec>().unwrap(), AudioInputSpec::Silence);
+        assert_eq!(
+            "file:a b.wav".parse::<AudioInputSpec>().unwrap(),
+            AudioInputSpec::File("a b.wav".into())
+        );
+        assert_eq!("pattern".parse::<VideoInputSpec>().unwrap(), VideoInputSpec::Pattern);
+        assert_eq!("null".parse::<AudioOutputSpec>().unwrap(), AudioOutputSpec::Null);
+        assert_eq!("file:x.PNG".parse::<VideoOutputSpec>().unwrap(), VideoOutputSpec::Png("x.PNG".into()));
+    }
+
+    #[test]
+    fn bad_specs_say_what_is_accepted() {
+        let err = "mic".parse::<AudioInputSpec>().unwrap_err().to_string();
+        assert!(err.contains("unknown audio input `mic`") && err.contains("tone:FREQ_HZ"), "{err}");
+        let err = "tone:loud".parse::<AudioInputSpec>().unwrap_err().to_string();
+        assert!(err.contains("positive number of Hz"), "{err}");
+        let err = "file:out.mp3".parse::<AudioOutputSpec>().unwrap_err().to_string();
+        assert!(err.contains(".mp3"), "{err}");
+        let err = "file:".parse::<VideoInputSpec>().unwrap_err().to_string();
+        assert!(err.contains("needs a path"), "{err}");
+    }
+}
