@@ -38,7 +38,9 @@ impl Config {
     /// A message when the key is missing or its value does not parse.
     pub fn require<T: FromStr>(&self, key: &str) -> Result<T, String> {
         match self.get(key) {
-            None => Err(format!("missing required setting `{key}` (pass --set {key}=VALUE)")),
+            None => Err(format!(
+                "missing required setting `{key}` (pass --set {key}=VALUE)"
+            )),
             Some(raw) => parse(key, raw),
         }
     }

@@ -257,7 +257,7 @@ macro_rules! export {
             $crate::__impl_audio!(SandstreamExport, $ty, SANDSTREAM_EFFECT);
             $crate::__impl_video!(SandstreamExport, $ty, SANDSTREAM_EFFECT);
 
-            $crate::bindings::__export_world!(SandstreamExport with_types_in $crate::bindings);
+    $crate::bindings::__export_world!(SandstreamExport with_types_in $crate::bindings);
         };
     };
 }

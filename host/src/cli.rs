@@ -124,7 +124,9 @@ struct CheckArgs {
 
 fn parse_key_value(raw: &str) -> Result<(String, String), String> {
     match raw.split_once('=') {
-        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_string(), value.to_string())),
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
         _ => Err(format!("expected KEY=VALUE, got `{raw}`")),
     }
 }
@@ -132,7 +134,9 @@ fn parse_key_value(raw: &str) -> Result<(String, String), String> {
 fn parse_seconds(raw: &str) -> Result<f64, String> {
     match raw.parse::<f64>() {
         Ok(secs) if secs.is_finite() && secs > 0.0 => Ok(secs),
-        _ => Err(format!("expected a positive number of seconds, got `{raw}`")),
+        _ => Err(format!(
+            "expected a positive number of seconds, got `{raw}`"
+        )),
     }
 }
 
@@ -217,7 +221,9 @@ fn builder_from_args(args: RunArgs) -> anyhow::Result<StreamerBuilder> {
         Some(path) => ConfigFile::load(path)?,
         None => ConfigFile::default(),
     };
-    let mut builder = Streamer::builder().guest_path(&args.guest).cache(args.cache.setting());
+    let mut builder = Streamer::builder()
+        .guest_path(&args.guest)
+        .cache(args.cache.setting());
     for (key, value) in file.guest_config()? {
         builder = builder.set(key, value);
     }
@@ -227,12 +233,18 @@ fn builder_from_args(args: RunArgs) -> anyhow::Result<StreamerBuilder> {
 
     let audio_in = match (args.audio_in, &file.audio_in) {
         (Some(spec), _) => Some(spec),
-        (None, Some(text)) => Some(text.parse::<AudioInputSpec>().context("config file audio-in")?),
+        (None, Some(text)) => Some(
+            text.parse::<AudioInputSpec>()
+                .context("config file audio-in")?,
+        ),
         (None, None) => None,
     };
     let video_in = match (args.video_in, &file.video_in) {
         (Some(spec), _) => Some(spec),
-        (None, Some(text)) => Some(text.parse::<VideoInputSpec>().context("config file video-in")?),
+        (None, Some(text)) => Some(
+            text.parse::<VideoInputSpec>()
+                .context("config file video-in")?,
+        ),
         (None, None) => None,
     };
     if let Some(spec) = audio_in {
@@ -242,8 +254,16 @@ fn builder_from_args(args: RunArgs) -> anyhow::Result<StreamerBuilder> {
         builder = builder.video_input(spec);
     }
     let audio_out = if args.audio_out.is_empty() {
-        let texts = file.audio_out.clone().map(|o| o.into_vec()).unwrap_or_default();
-        texts.iter().map(|s| s.parse()).collect::<anyhow::Result<Vec<_>>>().context("config file audio-out")?
+        let texts = file
+            .audio_out
+            .clone()
+            .map(|o| o.into_vec())
+            .unwrap_or_default();
+        texts
+            .iter()
+            .map(|s| s.parse())
+            .collect::<anyhow::Result<Vec<_>>>()
+            .context("config file audio-out")?
     } else {
         args.audio_out
     };
@@ -251,8 +271,16 @@ fn builder_from_args(args: RunArgs) -> anyhow::Result<StreamerBuilder> {
         builder = builder.audio_output(spec);
     }
     let video_out = if args.video_out.is_empty() {
-        let texts = file.video_out.clone().map(|o| o.into_vec()).unwrap_or_default();
-        texts.iter().map(|s| s.parse()).collect::<anyhow::Result<Vec<_>>>().context("config file video-out")?
+        let texts = file
+            .video_out
+            .clone()
+            .map(|o| o.into_vec())
+            .unwrap_or_default();
+        texts
+            .iter()
+            .map(|s| s.parse())
+            .collect::<anyhow::Result<Vec<_>>>()
+            .context("config file video-out")?
     } else {
         args.video_out
     };

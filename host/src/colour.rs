@@ -93,13 +93,21 @@ pub fn yuv_to_rgba(
 }
 
 /// RGBA8 -> Y'CbCr 4:2:0, limited range, into preallocated planes.
-pub fn rgba_to_yuv420(rgba: &[u8], width: usize, height: usize, y: &mut [u8], u: &mut [u8], v: &mut [u8]) {
+pub fn rgba_to_yuv420(
+    rgba: &[u8],
+    width: usize,
+    height: usize,
+    y: &mut [u8],
+    u: &mut [u8],
+    v: &mut [u8],
+) {
     let (cw, ch) = Chroma::Yuv420.plane_size(width, height);
     for row in 0..height {
         for col in 0..width {
             let px = &rgba[(row * width + col) * 4..][..3];
             let (r, g, b) = (f32::from(px[0]), f32::from(px[1]), f32::from(px[2]));
-            y[row * width + col] = clamp_u8(16.0 + (219.0 / 255.0) * (0.299 * r + 0.587 * g + 0.114 * b));
+            y[row * width + col] =
+                clamp_u8(16.0 + (219.0 / 255.0) * (0.299 * r + 0.587 * g + 0.114 * b));
         }
     }
     for crow in 0..ch {
@@ -115,8 +123,10 @@ pub fn rgba_to_yuv420(rgba: &[u8], width: usize, height: usize, y: &mut [u8], u:
                 }
             }
             let (r, g, b) = (r / n, g / n, b / n);
-            u[crow * cw + ccol] = clamp_u8(128.0 + (224.0 / 255.0) * (-0.168_736 * r - 0.331_264 * g + 0.5 * b));
-            v[crow * cw + ccol] = clamp_u8(128.0 + (224.0 / 255.0) * (0.5 * r - 0.418_688 * g - 0.081_312 * b));
+            u[crow * cw + ccol] =
+                clamp_u8(128.0 + (224.0 / 255.0) * (-0.168_736 * r - 0.331_264 * g + 0.5 * b));
+            v[crow * cw + ccol] =
+                clamp_u8(128.0 + (224.0 / 255.0) * (0.5 * r - 0.418_688 * g - 0.081_312 * b));
         }
     }
 }
@@ -137,7 +147,11 @@ mod tests {
         rgba_to_yuv420(&rgba, w, h, &mut y, &mut u, &mut v);
         assert!(u.iter().chain(&v).all(|&c| c == 128), "{u:?} {v:?}");
         let mut back = Vec::new();
-        let planes = Planes { y: &y, u: &u, v: &v };
+        let planes = Planes {
+            y: &y,
+            u: &u,
+            v: &v,
+        };
         yuv_to_rgba(&planes, w, h, Chroma::Yuv420, Range::Limited, &mut back);
         for (a, b) in rgba.iter().zip(&back) {
             assert!(a.abs_diff(*b) <= 1, "{rgba:?} vs {back:?}");
@@ -146,15 +160,35 @@ mod tests {
 
     #[test]
     fn primaries_survive_a_round_trip_within_two_levels() {
-        let colours: [[u8; 4]; 4] = [[255, 0, 0, 255], [0, 255, 0, 255], [0, 0, 255, 255], [255, 255, 255, 255]];
+        let colours: [[u8; 4]; 4] = [
+            [255, 0, 0, 255],
+            [0, 255, 0, 255],
+            [0, 0, 255, 255],
+            [255, 255, 255, 255],
+        ];
         for colour in colours {
             let rgba: Vec<u8> = colour.iter().copied().cycle().take(16).collect();
             let (mut y, mut u, mut v) = (vec![0; 4], vec![0; 1], vec![0; 1]);
             rgba_to_yuv420(&rgba, 2, 2, &mut y, &mut u, &mut v);
             let mut back = Vec::new();
-            yuv_to_rgba(&Planes { y: &y, u: &u, v: &v }, 2, 2, Chroma::Yuv420, Range::Limited, &mut back);
+            yuv_to_rgba(
+                &Planes {
+                    y: &y,
+                    u: &u,
+                    v: &v,
+                },
+                2,
+                2,
+                Chroma::Yuv420,
+                Range::Limited,
+                &mut back,
+            );
             for (a, b) in colour.iter().zip(&back[..4]) {
-                assert!(a.abs_diff(*b) <= 2, "{colour:?} came back as {:?}", &back[..4]);
+                assert!(
+                    a.abs_diff(*b) <= 2,
+                    "{colour:?} came back as {:?}",
+                    &back[..4]
+                );
             }
         }
     }
@@ -162,7 +196,11 @@ mod tests {
     #[test]
     fn full_range_black_and_white() {
         let y = [0u8, 255];
-        let planes = Planes { y: &y, u: &[128], v: &[128] };
+        let planes = Planes {
+            y: &y,
+            u: &[128],
+            v: &[128],
+        };
         let mut out = Vec::new();
         yuv_to_rgba(&planes, 2, 1, Chroma::Yuv422, Range::Full, &mut out);
         assert_eq!(out, vec![0, 0, 0, 255, 255, 255, 255, 255]);

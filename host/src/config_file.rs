@@ -70,7 +70,12 @@ impl ConfigFile {
         // one-line errors.
         toml::from_str(text).map_err(|err| {
             let message = err.to_string();
-            let first = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+            let first = message
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
             anyhow::anyhow!("{first}")
         })
     }
@@ -89,7 +94,9 @@ impl ConfigFile {
                 toml::Value::Boolean(b) => b.to_string(),
                 toml::Value::Datetime(d) => d.to_string(),
                 toml::Value::Array(_) | toml::Value::Table(_) => {
-                    bail!("[config] {key}: only strings, numbers and booleans can be passed to a guest")
+                    bail!(
+                        "[config] {key}: only strings, numbers and booleans can be passed to a guest"
+                    )
                 }
             };
             pairs.push((key.clone(), text));
@@ -109,15 +116,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(file.audio_in.as_deref(), Some("tone:440"));
-        assert_eq!(file.audio_out.unwrap().into_vec(), vec!["file:a.wav", "null"]);
+        assert_eq!(
+            file.audio_out.unwrap().into_vec(),
+            vec!["file:a.wav", "null"]
+        );
         assert_eq!(file.duration, Some(1.5));
-        let config = ConfigFile::parse("[config]\ngain = 0.5\n").unwrap().guest_config().unwrap();
+        let config = ConfigFile::parse("[config]\ngain = 0.5\n")
+            .unwrap()
+            .guest_config()
+            .unwrap();
         assert_eq!(config, vec![("gain".to_string(), "0.5".to_string())]);
     }
 
     #[test]
     fn unknown_keys_and_nested_values_are_errors() {
-        let err = ConfigFile::parse("audio_inn = 'x'\n").unwrap_err().to_string();
+        let err = ConfigFile::parse("audio_inn = 'x'\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("audio_inn"), "{err}");
         assert!(!err.contains('\n'), "one line: {err}");
         let nested = ConfigFile::parse("[config]\nx = [1, 2]\n").unwrap();

@@ -45,13 +45,22 @@ impl Fps {
             return None;
         }
         if (fps - fps.round()).abs() < 1e-9 {
-            return Some(Fps { num: fps.round() as u32, den: 1 });
+            return Some(Fps {
+                num: fps.round() as u32,
+                den: 1,
+            });
         }
         let ntsc = fps * 1001.0 / 1000.0;
         if (ntsc - ntsc.round()).abs() < 1e-3 {
-            return Some(Fps { num: ntsc.round() as u32 * 1000, den: 1001 });
+            return Some(Fps {
+                num: ntsc.round() as u32 * 1000,
+                den: 1001,
+            });
         }
-        Some(Fps { num: (fps * 1000.0).round() as u32, den: 1000 })
+        Some(Fps {
+            num: (fps * 1000.0).round() as u32,
+            den: 1000,
+        })
     }
 }
 

@@ -74,7 +74,9 @@ impl FromStr for AudioInputSpec {
                     .parse()
                     .ok()
                     .filter(|hz: &f64| hz.is_finite() && *hz > 0.0)
-                    .with_context(|| format!("`{spec}`: the tone frequency must be a positive number of Hz"))?;
+                    .with_context(|| {
+                        format!("`{spec}`: the tone frequency must be a positive number of Hz")
+                    })?;
                 Ok(Self::Tone(hz))
             }
             ("tone", None) => bail!("`tone` needs a frequency, as in tone:440"),
@@ -105,7 +107,9 @@ impl FromStr for AudioOutputSpec {
                 let path = file_arg(spec, arg)?;
                 match extension(&path).as_str() {
                     "wav" => Ok(Self::Wav(path)),
-                    other => bail!("`{spec}`: cannot write audio as .{other}; expected one of: {AUDIO_OUTPUTS}"),
+                    other => bail!(
+                        "`{spec}`: cannot write audio as .{other}; expected one of: {AUDIO_OUTPUTS}"
+                    ),
                 }
             }
             ("null", None) => Ok(Self::Null),
@@ -124,7 +128,9 @@ impl FromStr for VideoOutputSpec {
                 match extension(&path).as_str() {
                     "y4m" => Ok(Self::Y4m(path)),
                     "png" => Ok(Self::Png(path)),
-                    other => bail!("`{spec}`: cannot write video as .{other}; expected one of: {VIDEO_OUTPUTS}"),
+                    other => bail!(
+                        "`{spec}`: cannot write video as .{other}; expected one of: {VIDEO_OUTPUTS}"
+                    ),
                 }
             }
             ("null", None) => Ok(Self::Null),
@@ -198,24 +204,48 @@ mod tests {
 
     #[test]
     fn parses_every_documented_form() {
-        assert_eq!("tone:440".parse::<AudioInputSpec>().unwrap(), AudioInputSpec::Tone(440.0));
-        assert_eq!("silence".parse::<AudioInputSpec>().unwrap(), AudioInputSpec::Silence);
+        assert_eq!(
+            "tone:440".parse::<AudioInputSpec>().unwrap(),
+            AudioInputSpec::Tone(440.0)
+        );
+        assert_eq!(
+            "silence".parse::<AudioInputSpec>().unwrap(),
+            AudioInputSpec::Silence
+        );
         assert_eq!(
             "file:a b.wav".parse::<AudioInputSpec>().unwrap(),
             AudioInputSpec::File("a b.wav".into())
         );
-        assert_eq!("pattern".parse::<VideoInputSpec>().unwrap(), VideoInputSpec::Pattern);
-        assert_eq!("null".parse::<AudioOutputSpec>().unwrap(), AudioOutputSpec::Null);
-        assert_eq!("file:x.PNG".parse::<VideoOutputSpec>().unwrap(), VideoOutputSpec::Png("x.PNG".into()));
+        assert_eq!(
+            "pattern".parse::<VideoInputSpec>().unwrap(),
+            VideoInputSpec::Pattern
+        );
+        assert_eq!(
+            "null".parse::<AudioOutputSpec>().unwrap(),
+            AudioOutputSpec::Null
+        );
+        assert_eq!(
+            "file:x.PNG".parse::<VideoOutputSpec>().unwrap(),
+            VideoOutputSpec::Png("x.PNG".into())
+        );
     }
 
     #[test]
     fn bad_specs_say_what_is_accepted() {
         let err = "mic".parse::<AudioInputSpec>().unwrap_err().to_string();
-        assert!(err.contains("unknown audio input `mic`") && err.contains("tone:FREQ_HZ"), "{err}");
-        let err = "tone:loud".parse::<AudioInputSpec>().unwrap_err().to_string();
+        assert!(
+            err.contains("unknown audio input `mic`") && err.contains("tone:FREQ_HZ"),
+            "{err}"
+        );
+        let err = "tone:loud"
+            .parse::<AudioInputSpec>()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("positive number of Hz"), "{err}");
-        let err = "file:out.mp3".parse::<AudioOutputSpec>().unwrap_err().to_string();
+        let err = "file:out.mp3"
+            .parse::<AudioOutputSpec>()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(".mp3"), "{err}");
         let err = "file:".parse::<VideoInputSpec>().unwrap_err().to_string();
         assert!(err.contains("needs a path"), "{err}");

@@ -1,1 +1,11 @@
+//! Integration tests: real guests (built by `cargo xtask guests`), real
+//! media made by sox and ffmpeg, outputs checked by ffprobe, sox and our own
+//! readers. One binary for all, to link once.
 
+mod common;
+
+mod audio;
+mod av;
+mod cache;
+mod cli_errors;
+mod video;

@@ -1,1 +1,248 @@
-fn main() {}
+//! Project tasks: `cargo xtask <task>`. No dependencies, so it builds in
+//! seconds before anything else.
+//!
+//! - `setup`: install what builds and tests need (wasm target; sox and
+//!   ffmpeg through apt-get when run as root).
+//! - `guests`: build every guest (examples and test guests) to
+//!   `target/guests/<name>.wasm`.
+//! - `test`: setup, guests, then every test of the workspace.
+//! - `lint`: rustfmt and clippy (-D warnings) on host and guests.
+//! - `demo`: build, then run the A/V example over the test pattern and a
+//!   tone into `demo-out/`.
+//! - `bench`: the criterion benchmarks.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// Guests and the directory each lives in.
+const GUESTS: &[(&str, &str)] = &[
+    ("gain", "examples/gain"),
+    ("grayscale", "examples/grayscale"),
+    ("passthrough", "examples/passthrough"),
+    ("level-meter", "examples/level-meter"),
+    ("wrong-frame-size", "tests/guests/wrong-frame-size"),
+    ("not-an-effect", "tests/guests/not-an-effect"),
+];
+
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// Debian packages the tests use to make and check media.
+const TEST_PACKAGES: &[(&str, &str)] =
+    &[("sox", "sox"), ("ffmpeg", "ffmpeg"), ("ffprobe", "ffmpeg")];
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let task = args.first().map(String::as_str).unwrap_or("help");
+    let result = match task {
+        "setup" => setup(true),
+        "guests" => setup(false).and_then(|()| guests()),
+        "test" => test(),
+        "lint" => setup(false).and_then(|()| lint()),
+        "demo" => demo(),
+        "bench" => setup(false)
+            .and_then(|()| guests())
+            .and_then(|()| cargo(&["bench", "-p", "sandstream"])),
+        "help" | "--help" | "-h" => {
+            println!("usage: cargo xtask <setup|guests|test|lint|demo|bench>");
+            Ok(())
+        }
+        other => Err(format!(
+            "unknown task `{other}`; expected setup, guests, test, lint, demo or bench"
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask {task}: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+fn run(command: &mut Command) -> Result {
+    eprintln!("+ {command:?}");
+    let status = command
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed ({status})"))
+    }
+}
+
+fn cargo(args: &[&str]) -> Result {
+    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args(args))
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// The wasm target always; with `media_tools`, sox/ffmpeg too.
+fn setup(media_tools: bool) -> Result {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
+    let has_target = installed.is_ok_and(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .any(|l| l.trim() == WASM_TARGET)
+    });
+    if !has_target {
+        run(Command::new("rustup").args(["target", "add", WASM_TARGET]))?;
+    }
+    if !media_tools {
+        return Ok(());
+    }
+    let mut missing: Vec<&str> = TEST_PACKAGES
+        .iter()
+        .filter(|(tool, _)| !on_path(tool))
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    if !is_root || !on_path("apt-get") {
+        return Err(format!(
+            "the tests need {} (to make and check media); install them, e.g. `sudo apt-get install {}`",
+            missing.join(", "),
+            missing.join(" ")
+        ));
+    }
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+/// Builds each guest on its own: the SDK's `audio`/`video` features pick a
+/// guest's world, and one cargo invocation would unify them.
+fn guests() -> Result {
+    let out = target_dir().join("guests");
+    std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+    for (name, _) in GUESTS {
+        cargo(&[
+            "build",
+            "--quiet",
+            "--profile",
+            "guest",
+            "--target",
+            WASM_TARGET,
+            "-p",
+            name,
+        ])?;
+        // Libraries come out with underscores, binaries with the package name.
+        let built_dir = target_dir().join(WASM_TARGET).join("guest");
+        let candidates = [
+            built_dir.join(format!("{}.wasm", name.replace('-', "_"))),
+            built_dir.join(format!("{name}.wasm")),
+        ];
+        let built = candidates
+            .iter()
+            .find(|p| p.is_file())
+            .ok_or_else(|| format!("no .wasm found for guest {name}"))?;
+        let dest = out.join(format!("{name}.wasm"));
+        std::fs::copy(built, &dest).map_err(|e| format!("copying to {}: {e}", dest.display()))?;
+    }
+    eprintln!("guests built into {}", out.display());
+    Ok(())
+}
+
+fn test() -> Result {
+    setup(true)?;
+    guests()?;
+    // Release only: wasmtime and Cranelift are built once for tests, demo
+    // and benches.
+    cargo(&["test", "--release", "-p", "sandstream"])
+}
+
+fn lint() -> Result {
+    cargo(&["fmt", "--all", "--", "--check"])?;
+    cargo(&[
+        "clippy",
+        "--release",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    for (name, _) in GUESTS {
+        cargo(&[
+            "clippy",
+            "--quiet",
+            "--profile",
+            "guest",
+            "--target",
+            WASM_TARGET,
+            "-p",
+            name,
+            "--",
+            "-D",
+            "warnings",
+        ])?;
+    }
+    Ok(())
+}
+
+fn demo() -> Result {
+    setup(false)?;
+    guests()?;
+    cargo(&["build", "--release", "--quiet", "-p", "sandstream"])?;
+    let out = root().join("demo-out");
+    std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+    let binary = target_dir().join("release").join("sandstream");
+    let guest = target_dir().join("guests").join("level-meter.wasm");
+    let path = |name: &str| format!("file:{}", out.join(name).display());
+    run(Command::new(&binary)
+        .arg("run")
+        .arg(&guest)
+        .args([
+            "--audio-in",
+            "tone:440",
+            "--video-in",
+            "pattern",
+            "--duration",
+            "3",
+        ])
+        .args(["--audio-out", &path("demo.wav")])
+        .args([
+            "--video-out",
+            &path("demo.y4m"),
+            "--video-out",
+            &path("snapshot.png"),
+        ]))?;
+    println!(
+        "\nDemo done: the level-meter guest ({}) ran over a 440 Hz tone and the test pattern\n\
+         for 3 s and drew the tone's level as a bar on the video. Outputs in {}:\n  \
+         demo.wav     the audio (passed through unchanged)\n  \
+         demo.y4m     the video with the level bar (play with `ffplay demo-out/demo.y4m`)\n  \
+         snapshot.png the last frame",
+        guest.display(),
+        out.display()
+    );
+    Ok(())
+}

@@ -16,7 +16,9 @@ impl Effect for Gain {
         // "setting `gain`: cannot read \"loud\" as f32" when it cannot.
         let gain: f32 = config.get_or("gain", 1.0)?;
         if !gain.is_finite() {
-            return Err(format!("setting `gain` must be a finite number, got {gain}"));
+            return Err(format!(
+                "setting `gain` must be a finite number, got {gain}"
+            ));
         }
         Ok(Gain { gain })
     }

@@ -52,7 +52,11 @@ impl Effect for LevelMeter {
                 if lit {
                     // Green, turning red in the top fifth of the range.
                     let hot = x * 5 > width * 4;
-                    let colour = if hot { [230, 40, 30, 255] } else { [40, 220, 60, 255] };
+                    let colour = if hot {
+                        [230, 40, 30, 255]
+                    } else {
+                        [40, 220, 60, 255]
+                    };
                     pixel.copy_from_slice(&colour);
                 } else {
                     // Darken the background so the bar stands out.

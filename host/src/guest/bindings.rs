@@ -8,6 +8,6 @@ wasmtime::component::bindgen!({
     world: "sandstream:av/av-effect",
 });
 
+pub use self::sandstream::av::log;
+pub use self::sandstream::av::types;
 pub use exports::sandstream::av::{audio, setup, video};
-pub use sandstream::av::log;
-pub use sandstream::av::types;

@@ -7,13 +7,14 @@
 //! artifact under a valid name.
 //!
 //! Trust: a cached artifact is native code loaded without validation
-//! (`Component::deserialize_file` is `unsafe` for that reason). The cache
+//! (`Component::deserialize` is `unsafe` for that reason). The cache
 //! directory must be writable only by the user running the host.
 
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -63,16 +64,19 @@ impl CompileCache {
     /// logged and the freshly compiled component is returned anyway.
     pub fn load(&self, engine: &Engine, bytes: &[u8]) -> anyhow::Result<(Component, CacheOutcome)> {
         let entry = self.entry_path(engine, bytes);
-        if entry.is_file() {
+        // Read into memory rather than `deserialize_file`: a mapped file
+        // that someone truncates (another process, a user cleaning the
+        // cache) would crash the host with SIGBUS.
+        if let Ok(artifact) = std::fs::read(&entry) {
             // SAFETY: the entry was written by `Component::serialize` of this
             // host for an engine with the same compatibility hash (it is part
-            // of the key); the cache directory is trusted (see module docs).
-            match unsafe { Component::deserialize_file(engine, &entry) } {
+            // of the key); wasmtime still checks the artifact's header and
+            // version. The cache directory is trusted (see module docs).
+            match unsafe { Component::deserialize(engine, &artifact) } {
                 Ok(component) => return Ok((component, CacheOutcome::Hit)),
-                Err(err) => tracing::warn!(
-                    "ignoring unusable cache entry {}: {err:#}",
-                    entry.display()
-                ),
+                Err(err) => {
+                    tracing::warn!("ignoring unusable cache entry {}: {err:#}", entry.display())
+                }
             }
         }
         let component = Component::new(engine, bytes)?;
@@ -87,7 +91,9 @@ impl CompileCache {
         // DefaultHasher is deterministic for a given build of the host, and
         // a different host build has a different engine hash anyway.
         let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut engine_hash);
+        engine
+            .precompile_compatibility_hash()
+            .hash(&mut engine_hash);
         let name = format!(
             "{}-{:016x}.cwasm",
             hex(&content[..16]),
@@ -100,7 +106,12 @@ impl CompileCache {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating {}", self.dir.display()))?;
         let serialized = component.serialize()?;
-        let tmp = entry.with_extension(format!("tmp{}", std::process::id()));
+        // Unique per write: concurrent writers (threads or processes) each
+        // rename a complete file into place, and readers that mmap the old
+        // entry keep its inode; nobody ever sees a file being written.
+        static WRITES: AtomicU64 = AtomicU64::new(0);
+        let unique = WRITES.fetch_add(1, Ordering::Relaxed);
+        let tmp = entry.with_extension(format!("tmp-{}-{unique}", std::process::id()));
         std::fs::write(&tmp, serialized).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, entry).with_context(|| format!("renaming to {}", entry.display()))?;
         Ok(())

@@ -91,7 +91,8 @@ pub enum LoadError {
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let worlds = "sandstream:av/audio-effect, sandstream:av/video-effect or sandstream:av/av-effect";
+        let worlds =
+            "sandstream:av/audio-effect, sandstream:av/video-effect or sandstream:av/av-effect";
         match self {
             LoadError::Read { path, source } => write!(f, "cannot read {path}: {source}"),
             LoadError::Empty => write!(f, "the file is empty, not a WebAssembly component"),
@@ -188,8 +189,14 @@ impl Surface {
     pub fn of(engine: &Engine, component: &Component) -> Self {
         let ty = component.component_type();
         Self {
-            imports: ty.imports(engine).map(|(name, _)| name.to_string()).collect(),
-            exports: ty.exports(engine).map(|(name, _)| name.to_string()).collect(),
+            imports: ty
+                .imports(engine)
+                .map(|(name, _)| name.to_string())
+                .collect(),
+            exports: ty
+                .exports(engine)
+                .map(|(name, _)| name.to_string())
+                .collect(),
         }
     }
 
@@ -204,9 +211,11 @@ impl Surface {
             .iter()
             .find(|name| !PROVIDED_IMPORT_PREFIXES.iter().any(|p| name.starts_with(p)))
         {
-            return Err(self.version_mismatch(import).unwrap_or(LoadError::UnsupportedImport {
-                import: import.clone(),
-            }));
+            return Err(self
+                .version_mismatch(import)
+                .unwrap_or(LoadError::UnsupportedImport {
+                    import: import.clone(),
+                }));
         }
         let has = |name: &str| self.exports.iter().any(|e| e == name);
         let (setup, audio, video) = (has(SETUP), has(AUDIO), has(VIDEO));
@@ -265,17 +274,32 @@ mod tests {
     #[test]
     fn header_distinguishes_components_modules_and_other_files() {
         assert!(check_header(b"\0asm\x0d\x00\x01\x00rest").is_ok());
-        assert!(matches!(check_header(b"\0asm\x01\x00\x00\x00"), Err(LoadError::CoreModule)));
-        assert!(matches!(check_header(b"#!/bin/sh"), Err(LoadError::NotWasm { .. })));
+        assert!(matches!(
+            check_header(b"\0asm\x01\x00\x00\x00"),
+            Err(LoadError::CoreModule)
+        ));
+        assert!(matches!(
+            check_header(b"#!/bin/sh"),
+            Err(LoadError::NotWasm { .. })
+        ));
         assert!(matches!(check_header(b""), Err(LoadError::Empty)));
-        assert!(matches!(check_header(b"\0asm\x0d"), Err(LoadError::Invalid { .. })));
+        assert!(matches!(
+            check_header(b"\0asm\x0d"),
+            Err(LoadError::Invalid { .. })
+        ));
     }
 
     #[test]
     fn worlds_are_recognised_from_exports() {
         let wasi = ["wasi:io/streams@0.2.6", "sandstream:av/log@0.1.0"];
-        assert_eq!(surface(&wasi, &[SETUP, AUDIO]).world().unwrap(), World::Audio);
-        assert_eq!(surface(&wasi, &[SETUP, VIDEO]).world().unwrap(), World::Video);
+        assert_eq!(
+            surface(&wasi, &[SETUP, AUDIO]).world().unwrap(),
+            World::Audio
+        );
+        assert_eq!(
+            surface(&wasi, &[SETUP, VIDEO]).world().unwrap(),
+            World::Video
+        );
         assert_eq!(
             surface(&wasi, &[SETUP, AUDIO, VIDEO]).world().unwrap(),
             World::AudioVideo
@@ -285,17 +309,31 @@ mod tests {
     #[test]
     fn problems_are_named() {
         let err = surface(&[], &["wasi:cli/run@0.2.6"]).world().unwrap_err();
-        assert!(err.to_string().contains("implements none of the Sandstream worlds"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("implements none of the Sandstream worlds"),
+            "{err}"
+        );
         assert!(err.to_string().contains("wasi:cli/run@0.2.6"), "{err}");
 
         let err = surface(&[], &[AUDIO]).world().unwrap_err().to_string();
-        assert!(err.contains("resembles sandstream:av/audio-effect"), "{err}");
+        assert!(
+            err.contains("resembles sandstream:av/audio-effect"),
+            "{err}"
+        );
         assert!(err.contains(SETUP), "{err}");
 
-        let err = surface(&[], &["sandstream:av/audio@0.2.0"]).world().unwrap_err();
+        let err = surface(&[], &["sandstream:av/audio@0.2.0"])
+            .world()
+            .unwrap_err();
         assert!(err.to_string().contains("sandstream:av@0.2.0"), "{err}");
 
-        let err = surface(&["acme:secrets/vault"], &[SETUP, AUDIO]).world().unwrap_err();
-        assert!(err.to_string().contains("imports acme:secrets/vault"), "{err}");
+        let err = surface(&["acme:secrets/vault"], &[SETUP, AUDIO])
+            .world()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("imports acme:secrets/vault"),
+            "{err}"
+        );
     }
 }

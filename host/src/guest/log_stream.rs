@@ -38,7 +38,11 @@ impl LogStream {
 
     fn emit(&self, line: &[u8]) {
         let text = String::from_utf8_lossy(line);
-        let cut = if line.len() >= MAX_LINE { " [line cut]" } else { "" };
+        let cut = if line.len() >= MAX_LINE {
+            " [line cut]"
+        } else {
+            ""
+        };
         tracing::info!(target: "guest", "[{} {}] {text}{cut}", self.guest, self.stream);
     }
 }

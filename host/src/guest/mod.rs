@@ -103,9 +103,11 @@ impl GuestProgram {
             detail: format!("{err:#}"),
         };
         let (component, cache) = match cache {
-            Some(cache) => cache.load(engine, bytes).map_err(|err| LoadError::Invalid {
-                detail: format!("{err:#}"),
-            })?,
+            Some(cache) => cache
+                .load(engine, bytes)
+                .map_err(|err| LoadError::Invalid {
+                    detail: format!("{err:#}"),
+                })?,
             None => (
                 wasmtime::component::Component::new(engine, bytes).map_err(invalid)?,
                 CacheOutcome::Disabled,
@@ -215,7 +217,11 @@ pub enum GuestFault {
     /// The guest returned an error message.
     Reported(String),
     /// The guest returned data of the wrong size.
-    WrongSize { got: usize, expected: usize, unit: &'static str },
+    WrongSize {
+        got: usize,
+        expected: usize,
+        unit: &'static str,
+    },
     /// The guest does not implement this stream.
     NotImplemented(&'static str),
 }
@@ -311,10 +317,7 @@ impl GuestInstance {
                 fps: f.fps.as_f64(),
             }),
         };
-        match self
-            .setup
-            .call_configure(&mut self.store, config, formats)
-        {
+        match self.setup.call_configure(&mut self.store, config, formats) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(GuestFault::Reported(message)),
             Err(trap) => Err(GuestFault::Trap(trap)),

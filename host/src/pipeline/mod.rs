@@ -246,18 +246,35 @@ impl StreamerBuilder {
 
         let audio = match self.audio_in {
             None => None,
-            Some(input) => Some(open_audio(input, self.audio_out, self.sample_rate, self.channels)?),
+            Some(input) => Some(open_audio(
+                input,
+                self.audio_out,
+                self.sample_rate,
+                self.channels,
+            )?),
         };
         let video = match self.video_in {
             None => None,
-            Some(input) => Some(open_video(input, self.video_out, self.width, self.height, self.fps)?),
+            Some(input) => Some(open_video(
+                input,
+                self.video_out,
+                self.width,
+                self.height,
+                self.fps,
+            )?),
         };
         let endless = audio.as_ref().is_some_and(|a| a.source.is_endless())
             || video.as_ref().is_some_and(|v| v.source.is_endless());
         if endless && self.duration.is_none() && !self.realtime {
             let which = [
-                audio.as_ref().filter(|a| a.source.is_endless()).map(|a| a.source.describe()),
-                video.as_ref().filter(|v| v.source.is_endless()).map(|v| v.source.describe()),
+                audio
+                    .as_ref()
+                    .filter(|a| a.source.is_endless())
+                    .map(|a| a.source.describe()),
+                video
+                    .as_ref()
+                    .filter(|v| v.source.is_endless())
+                    .map(|v| v.source.describe()),
             ];
             let which: Vec<String> = which.into_iter().flatten().collect();
             bail!(
@@ -296,15 +313,25 @@ impl StreamerBuilder {
     }
 }
 
-fn check_streams_match_world(program: &GuestProgram, has_audio: bool, has_video: bool) -> anyhow::Result<()> {
+fn check_streams_match_world(
+    program: &GuestProgram,
+    has_audio: bool,
+    has_video: bool,
+) -> anyhow::Result<()> {
     let world = program.world();
     let name = program.name();
     if !has_audio && !has_video {
-        bail!("nothing to process: give an audio input (--audio-in) and/or a video input (--video-in)");
+        bail!(
+            "nothing to process: give an audio input (--audio-in) and/or a video input (--video-in)"
+        );
     }
     match world {
-        World::Audio if !has_audio => bail!("{name} implements {world}, but no audio input was given (--audio-in)"),
-        World::Video if !has_video => bail!("{name} implements {world}, but no video input was given (--video-in)"),
+        World::Audio if !has_audio => {
+            bail!("{name} implements {world}, but no audio input was given (--audio-in)")
+        }
+        World::Video if !has_video => {
+            bail!("{name} implements {world}, but no video input was given (--video-in)")
+        }
         _ => {}
     }
     if has_audio && !world.processes_audio() {
@@ -355,10 +382,18 @@ fn open_audio(
         )
     };
     if let Some(rate) = sample_rate.filter(|r| *r != format.sample_rate) {
-        return Err(conflict("--sample-rate", rate.to_string(), format!("{} Hz", format.sample_rate)));
+        return Err(conflict(
+            "--sample-rate",
+            rate.to_string(),
+            format!("{} Hz", format.sample_rate),
+        ));
     }
     if let Some(ch) = channels.filter(|c| *c != format.channels) {
-        return Err(conflict("--channels", ch.to_string(), format!("{} channels", format.channels)));
+        return Err(conflict(
+            "--channels",
+            ch.to_string(),
+            format!("{} channels", format.channels),
+        ));
     }
     let mut sinks = Vec::new();
     for output in outputs {
@@ -371,7 +406,11 @@ fn open_audio(
         tracing::info!("no audio output given: processed audio is discarded (--audio-out null)");
         sinks.push(Box::new(NullSink));
     }
-    Ok(AudioPlan { source, sinks, format })
+    Ok(AudioPlan {
+        source,
+        sinks,
+        format,
+    })
 }
 
 fn open_video(
@@ -383,15 +422,24 @@ fn open_video(
 ) -> anyhow::Result<VideoPlan> {
     let fps_asked = match fps {
         None => None,
-        Some(f) => Some(Fps::from_f64(f).ok_or_else(|| anyhow!("--fps must be between 0 and 1000, got {f}"))?),
+        Some(f) => Some(
+            Fps::from_f64(f).ok_or_else(|| anyhow!("--fps must be between 0 and 1000, got {f}"))?,
+        ),
     };
     let wanted = VideoFormat {
         width: width.unwrap_or(DEFAULT_WIDTH),
         height: height.unwrap_or(DEFAULT_HEIGHT),
-        fps: fps_asked.unwrap_or(Fps { num: DEFAULT_FPS as u32, den: 1 }),
+        fps: fps_asked.unwrap_or(Fps {
+            num: DEFAULT_FPS as u32,
+            den: 1,
+        }),
     };
     if !(2..=7680).contains(&wanted.width) || !(2..=4320).contains(&wanted.height) {
-        bail!("unsupported frame size {}x{} (2x2 to 7680x4320)", wanted.width, wanted.height);
+        bail!(
+            "unsupported frame size {}x{} (2x2 to 7680x4320)",
+            wanted.width,
+            wanted.height
+        );
     }
     let source = match input {
         VideoIn::Spec(spec) => spec.open(wanted)?,
@@ -413,7 +461,10 @@ fn open_video(
         Some(cap) if cap.as_f64() < format.fps.as_f64() => cap,
         _ => format.fps,
     };
-    let output_format = VideoFormat { fps: output_fps, ..format };
+    let output_format = VideoFormat {
+        fps: output_fps,
+        ..format
+    };
     let mut sinks = Vec::new();
     for output in outputs {
         sinks.push(match output {
@@ -425,7 +476,11 @@ fn open_video(
         tracing::info!("no video output given: processed video is discarded (--video-out null)");
         sinks.push(Box::new(NullSink));
     }
-    Ok(VideoPlan { source, sinks, output_format })
+    Ok(VideoPlan {
+        source,
+        sinks,
+        output_format,
+    })
 }
 
 /// A configured, not yet running stream.
@@ -459,7 +514,11 @@ impl Streamer {
 
     /// A one-paragraph description of what will run, for the user.
     pub fn describe(&self) -> String {
-        let mut lines = vec![format!("guest {} ({})", self.program.name(), self.program.world())];
+        let mut lines = vec![format!(
+            "guest {} ({})",
+            self.program.name(),
+            self.program.world()
+        )];
         if let Some(a) = &self.audio {
             let sinks: Vec<String> = a.sinks.iter().map(|s| s.describe()).collect();
             lines.push(format!(
@@ -472,10 +531,18 @@ impl Streamer {
         }
         if let Some(v) = &self.video {
             let sinks: Vec<String> = v.sinks.iter().map(|s| s.describe()).collect();
-            lines.push(format!("video {} [{}] -> {}", v.source.describe(), v.output_format, sinks.join(", ")));
+            lines.push(format!(
+                "video {} [{}] -> {}",
+                v.source.describe(),
+                v.output_format,
+                sinks.join(", ")
+            ));
         }
         lines.push(if self.realtime {
-            format!("real time, A/V kept within {} ms", self.max_unsynced.as_millis())
+            format!(
+                "real time, A/V kept within {} ms",
+                self.max_unsynced.as_millis()
+            )
         } else {
             "offline: as fast as possible, media-time timestamps".to_string()
         });
@@ -505,7 +572,10 @@ impl Streamer {
         };
 
         // Reader -> [processor] -> [sync] -> writer, per stream.
-        let mut lanes = ProcessLanes { audio: None, video: None };
+        let mut lanes = ProcessLanes {
+            audio: None,
+            video: None,
+        };
         let mut audio_to_sync = None;
         let mut video_to_sync = None;
         let mut audio_writer = None;
@@ -532,8 +602,16 @@ impl Streamer {
                 drop(write_rx);
                 processed_rx
             };
-            let (source, block, run_r, pool_r) = (plan.source, self.block_frames as usize, run.clone(), pool.clone());
-            spawn("audio-read", Box::new(move || stages::read_audio(source, block, timing, pool_r, read_tx, run_r)))?;
+            let (source, block, run_r, pool_r) = (
+                plan.source,
+                self.block_frames as usize,
+                run.clone(),
+                pool.clone(),
+            );
+            spawn(
+                "audio-read",
+                Box::new(move || stages::read_audio(source, block, timing, pool_r, read_tx, run_r)),
+            )?;
             let (sinks, format, run_w) = (plan.sinks, plan.format, run.clone());
             audio_writer = Some(
                 std::thread::Builder::new()
@@ -563,24 +641,37 @@ impl Streamer {
                 processed_rx
             };
             let (source, run_r, pool_r) = (plan.source, run.clone(), pool.clone());
-            spawn("video-read", Box::new(move || stages::read_video(source, format.fps, timing, pool_r, read_tx, run_r)))?;
+            spawn(
+                "video-read",
+                Box::new(move || {
+                    stages::read_video(source, format.fps, timing, pool_r, read_tx, run_r)
+                }),
+            )?;
             let (sinks, run_w) = (plan.sinks, run.clone());
             video_writer = Some(
                 std::thread::Builder::new()
                     .name("sandstream-video-write".into())
-                    .spawn(move || stages::write_video(sinks, format.fps, pool, into_writer, run_w))?,
+                    .spawn(move || {
+                        stages::write_video(sinks, format.fps, pool, into_writer, run_w)
+                    })?,
             );
         }
 
         let (guest, run_p) = (self.instance, run.clone());
-        spawn("process", Box::new(move || stages::process(guest, lanes, run_p)))?;
+        spawn(
+            "process",
+            Box::new(move || stages::process(guest, lanes, run_p)),
+        )?;
 
         if let (Some(audio), Some(video)) = (audio_to_sync, video_to_sync) {
             let max_unsynced = self.max_unsynced.as_nanos() as u64;
             // A stream that stalls for 200 ms no longer holds the other back.
             let aligner = Aligner::new(max_unsynced, max_unsynced + 200_000_000);
             let run_s = run.clone();
-            spawn("sync", Box::new(move || stages::sync(audio, video, aligner, run_s)))?;
+            spawn(
+                "sync",
+                Box::new(move || stages::sync(audio, video, aligner, run_s)),
+            )?;
         }
 
         Ok(RunningStream {
@@ -635,7 +726,8 @@ impl RunningStream {
     pub fn wait(self) -> anyhow::Result<Report> {
         for (name, handle) in self.threads {
             if handle.join().is_err() {
-                self.run.fail(anyhow!("internal error: the {name} stage panicked"));
+                self.run
+                    .fail(anyhow!("internal error: the {name} stage panicked"));
             }
         }
         let audio_sinks = join_writer(self.audio_writer, "audio-write", &self.run);

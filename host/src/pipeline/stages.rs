@@ -40,11 +40,17 @@ impl RunControl {
     }
 
     pub fn failed(&self) -> bool {
-        self.failure.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     pub fn take_failure(&self) -> Option<anyhow::Error> {
-        self.failure.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 }
 
@@ -60,13 +66,19 @@ pub struct Timing {
 
 impl Timing {
     fn stamp(&self, media_ns: u64) -> u64 {
-        self.realtime_start_ns.map_or(media_ns, |start| start + media_ns)
+        self.realtime_start_ns
+            .map_or(media_ns, |start| start + media_ns)
     }
 
     /// Hands an item downstream: blocking (no loss) offline; in real time a
     /// full queue means the consumer is late, so the item is dropped and
     /// counted instead of stalling capture.
-    fn send<T>(&self, tx: &Sender<T>, item: T, overruns: &std::sync::atomic::AtomicU64) -> Result<(), T> {
+    fn send<T>(
+        &self,
+        tx: &Sender<T>,
+        item: T,
+        overruns: &std::sync::atomic::AtomicU64,
+    ) -> Result<(), T> {
         if self.realtime_start_ns.is_none() {
             return tx.send(item).map_err(|e| e.0);
         }
@@ -120,7 +132,10 @@ pub fn read_audio(
         next_frame += frames;
         run.counters.audio_blocks_in.fetch_add(1, Relaxed);
         run.counters.audio_frames_in.fetch_add(frames, Relaxed);
-        if timing.send(&tx, block, &run.counters.audio_overruns).is_err() {
+        if timing
+            .send(&tx, block, &run.counters.audio_overruns)
+            .is_err()
+        {
             break;
         }
     }
@@ -166,7 +181,10 @@ pub fn read_video(
         };
         index += 1;
         kept += 1;
-        if timing.send(&tx, frame, &run.counters.video_overruns).is_err() {
+        if timing
+            .send(&tx, frame, &run.counters.video_overruns)
+            .is_err()
+        {
             break;
         }
     }
@@ -174,8 +192,18 @@ pub fn read_video(
 
 /// Inputs and outputs of the processing stage, per stream.
 pub struct ProcessLanes {
-    pub audio: Option<(Receiver<AudioBlock>, Sender<AudioBlock>, BufferPool<f32>, AudioFormat)>,
-    pub video: Option<(Receiver<VideoFrame>, Sender<VideoFrame>, BufferPool<u8>, VideoFormat)>,
+    pub audio: Option<(
+        Receiver<AudioBlock>,
+        Sender<AudioBlock>,
+        BufferPool<f32>,
+        AudioFormat,
+    )>,
+    pub video: Option<(
+        Receiver<VideoFrame>,
+        Sender<VideoFrame>,
+        BufferPool<u8>,
+        VideoFormat,
+    )>,
 }
 
 /// Owns the guest instance: one thread enters it, so calls never overlap.
@@ -364,7 +392,9 @@ pub fn write_audio(
             break;
         }
         if last_ts.is_some_and(|last| block.timestamp_ns < last) {
-            run.counters.audio_timestamp_regressions.fetch_add(1, Relaxed);
+            run.counters
+                .audio_timestamp_regressions
+                .fetch_add(1, Relaxed);
         }
         last_ts = Some(block.timestamp_ns);
         for sink in &mut sinks {
@@ -397,7 +427,9 @@ pub fn write_video(
             break;
         }
         if last_ts.is_some_and(|last| frame.timestamp_ns < last) {
-            run.counters.video_timestamp_regressions.fetch_add(1, Relaxed);
+            run.counters
+                .video_timestamp_regressions
+                .fetch_add(1, Relaxed);
         }
         last_ts = Some(frame.timestamp_ns);
         for sink in &mut sinks {
@@ -413,4 +445,3 @@ pub fn write_video(
     }
     sinks
 }
-

@@ -97,7 +97,11 @@ impl fmt::Display for Report {
             )?;
         }
         if self.sync_forced_releases > 0 {
-            writeln!(f, "sync: {} items released unsynced (a stream stalled)", self.sync_forced_releases)?;
+            writeln!(
+                f,
+                "sync: {} items released unsynced (a stream stalled)",
+                self.sync_forced_releases
+            )?;
         }
         Ok(())
     }

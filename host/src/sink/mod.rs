@@ -50,10 +50,13 @@ pub trait VideoSink: Send {
 }
 
 /// A file written under a temporary name and renamed when complete.
+/// Dropped without [`PartialFile::commit`] (a failed or abandoned run), the
+/// temporary file is removed.
 #[derive(Debug)]
 pub struct PartialFile {
     partial: PathBuf,
     target: PathBuf,
+    committed: bool,
 }
 
 impl PartialFile {
@@ -71,6 +74,7 @@ impl PartialFile {
             Self {
                 partial,
                 target: target.to_path_buf(),
+                committed: false,
             },
             file,
         ))
@@ -80,14 +84,17 @@ impl PartialFile {
     ///
     /// # Errors
     /// When the rename fails.
-    pub fn commit(self) -> anyhow::Result<()> {
-        std::fs::rename(&self.partial, &self.target)
-            .with_context(|| format!("cannot move output into place at {}", self.target.display()))
+    pub fn commit(mut self) -> anyhow::Result<()> {
+        std::fs::rename(&self.partial, &self.target).with_context(|| {
+            format!("cannot move output into place at {}", self.target.display())
+        })?;
+        self.committed = true;
+        Ok(())
     }
 
     /// Removes the incomplete file.
     pub fn discard(self) {
-        let _ = std::fs::remove_file(&self.partial);
+        // Drop does the work.
     }
 
     pub fn partial_path(&self) -> &Path {
@@ -96,5 +103,13 @@ impl PartialFile {
 
     pub fn target(&self) -> &Path {
         &self.target
+    }
+}
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.partial);
+        }
     }
 }

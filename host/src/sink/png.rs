@@ -33,7 +33,11 @@ impl VideoSink for PngSnapshotSink {
     }
 
     fn finish(self: Box<Self>) -> anyhow::Result<()> {
-        let Self { file, format, latest: snapshot } = *self;
+        let Self {
+            file,
+            format,
+            latest: snapshot,
+        } = *self;
         if snapshot.is_empty() {
             let message = format!("no video frame reached {}", file.target().display());
             file.discard();
@@ -61,4 +65,3 @@ impl VideoSink for PngSnapshotSink {
         format!("png:{}", self.file.target().display())
     }
 }
-

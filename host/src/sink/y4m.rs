@@ -24,11 +24,15 @@ impl Y4mSink {
         let (cw, ch) = Chroma::Yuv420.plane_size(w, h);
         let range = y4m::VendorExtensionString::new(b"XCOLORRANGE=LIMITED".to_vec())
             .map_err(|e| anyhow!("{e}"))?;
-        let encoder = y4m::encode(w, h, y4m::Ratio::new(format.fps.num as usize, format.fps.den as usize))
-            .with_colorspace(y4m::Colorspace::C420jpeg)
-            .append_vendor_extension(range)
-            .write_header(handle)
-            .map_err(|e| anyhow!("writing Y4M header to {}: {e}", path.display()))?;
+        let encoder = y4m::encode(
+            w,
+            h,
+            y4m::Ratio::new(format.fps.num as usize, format.fps.den as usize),
+        )
+        .with_colorspace(y4m::Colorspace::C420jpeg)
+        .append_vendor_extension(range)
+        .write_header(handle)
+        .map_err(|e| anyhow!("writing Y4M header to {}: {e}", path.display()))?;
         Ok(Self {
             encoder,
             file,
@@ -65,4 +69,3 @@ impl VideoSink for Y4mSink {
         format!("file:{}", self.file.target().display())
     }
 }
-

@@ -68,7 +68,15 @@ impl VideoSource for PatternSource {
         // Frame counter, top left, on a black plate.
         let text = self.index.to_string();
         let scale = (h / 40).max(2);
-        fill(rgba, w, 0, 0, (text.len() * 4 + 1) * scale, 7 * scale, [0, 0, 0]);
+        fill(
+            rgba,
+            w,
+            0,
+            0,
+            (text.len() * 4 + 1) * scale,
+            7 * scale,
+            [0, 0, 0],
+        );
         for (n, digit) in text.bytes().enumerate() {
             let glyph = DIGITS[usize::from(digit - b'0')];
             for (row, bits) in glyph.iter().enumerate() {

@@ -28,7 +28,10 @@ impl AudioSource for ToneSource {
         for i in 0..max_frames as u64 {
             // Phase from the frame index, not accumulated: no drift.
             let value = (0.5 * ((self.next_frame + i) as f64 * step).sin()) as f32;
-            samples.extend(std::iter::repeat_n(value, usize::from(self.format.channels)));
+            samples.extend(std::iter::repeat_n(
+                value,
+                usize::from(self.format.channels),
+            ));
         }
         self.next_frame += max_frames as u64;
         Ok(max_frames)
@@ -60,7 +63,10 @@ impl AudioSource for SilenceSource {
     }
 
     fn read(&mut self, samples: &mut Vec<f32>, max_frames: usize) -> anyhow::Result<usize> {
-        samples.resize(samples.len() + max_frames * usize::from(self.format.channels), 0.0);
+        samples.resize(
+            samples.len() + max_frames * usize::from(self.format.channels),
+            0.0,
+        );
         Ok(max_frames)
     }
 

@@ -24,10 +24,17 @@ impl WavSource {
             .with_context(|| format!("cannot read {label} as a WAV file"))?;
         let spec = reader.spec();
         if spec.channels == 0 || spec.sample_rate == 0 {
-            bail!("{label}: WAV header says {} channels at {} Hz", spec.channels, spec.sample_rate);
+            bail!(
+                "{label}: WAV header says {} channels at {} Hz",
+                spec.channels,
+                spec.sample_rate
+            );
         }
         if spec.sample_format == hound::SampleFormat::Float && spec.bits_per_sample != 32 {
-            bail!("{label}: {}-bit float WAV is not supported (32-bit float or integer PCM is)", spec.bits_per_sample);
+            bail!(
+                "{label}: {}-bit float WAV is not supported (32-bit float or integer PCM is)",
+                spec.bits_per_sample
+            );
         }
         Ok(Self {
             format: AudioFormat {
@@ -67,7 +74,10 @@ impl AudioSource for WavSource {
         }
         let read = samples.len() - before;
         if read % channels != 0 {
-            bail!("{}: the file ends in the middle of a frame (truncated?)", self.label);
+            bail!(
+                "{}: the file ends in the middle of a frame (truncated?)",
+                self.label
+            );
         }
         Ok(read / channels)
     }

@@ -1,0 +1,137 @@
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A built guest, e.g. `guest("gain")`.
+pub fn guest(name: &str) -> PathBuf {
+    let dir = std::env::var_os("SANDSTREAM_GUESTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/guests"));
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo xtask guests` (or `cargo xtask test`)",
+        path.display()
+    );
+    path
+}
+
+/// A fresh, empty directory for one test.
+pub fn scratch(test: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir =
+        std::env::temp_dir().join(format!("sandstream-test-{}-{test}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Compiled guests are shared by all tests through one cache directory.
+pub fn cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-compile-cache")
+}
+
+/// Runs the `sandstream` binary quietly (only errors on stderr).
+pub fn sandstream(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sandstream"))
+        .arg("--quiet")
+        .args(args)
+        .env("SANDSTREAM_CACHE_DIR", cache_dir())
+        .output()
+        .expect("the sandstream binary runs")
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Runs an external tool (sox, ffmpeg, ffprobe) and returns stdout+stderr.
+pub fn tool(program: &str, args: &[&str]) -> String {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{program} is needed by this test (cargo xtask setup installs it): {e}")
+        });
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{program} {args:?} failed: {text}");
+    text
+}
+
+pub fn s(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// `file:` spec for a path.
+pub fn file(path: &Path) -> String {
+    format!("file:{}", path.display())
+}
+
+/// A 8-bit 4:2:0 Y4M file read by the test's own minimal parser.
+pub struct Y4m {
+    pub width: usize,
+    pub height: usize,
+    pub colourspace: String,
+    pub frames: Vec<Vec<u8>>,
+}
+
+impl Y4m {
+    pub fn read(path: &Path) -> Y4m {
+        let bytes = std::fs::read(path).unwrap();
+        let header_end = bytes.iter().position(|&b| b == b'\n').unwrap();
+        let header = std::str::from_utf8(&bytes[..header_end]).unwrap();
+        assert!(header.starts_with("YUV4MPEG2 "), "{header}");
+        let field = |tag: char| {
+            header
+                .split(' ')
+                .find_map(|f| f.strip_prefix(tag))
+                .map(str::to_string)
+        };
+        let width: usize = field('W').unwrap().parse().unwrap();
+        let height: usize = field('H').unwrap().parse().unwrap();
+        let colourspace = field('C').unwrap_or_else(|| "420jpeg".into());
+        assert!(
+            colourspace.starts_with("420"),
+            "test parser reads 4:2:0 only, got {colourspace}"
+        );
+        let frame_len = width * height + 2 * width.div_ceil(2) * height.div_ceil(2);
+        let mut frames = Vec::new();
+        let mut at = header_end + 1;
+        while at < bytes.len() {
+            let line_end = at + bytes[at..].iter().position(|&b| b == b'\n').unwrap();
+            assert!(bytes[at..line_end].starts_with(b"FRAME"));
+            at = line_end + 1;
+            frames.push(bytes[at..at + frame_len].to_vec());
+            at += frame_len;
+        }
+        Y4m {
+            width,
+            height,
+            colourspace,
+            frames,
+        }
+    }
+
+    pub fn luma<'a>(&self, frame: &'a [u8]) -> &'a [u8] {
+        &frame[..self.width * self.height]
+    }
+
+    pub fn chroma<'a>(&self, frame: &'a [u8]) -> &'a [u8] {
+        &frame[self.width * self.height..]
+    }
+}
+
+/// The value of a `sox FILE -n stat` line, e.g. "RMS     amplitude".
+pub fn sox_stat(path: &Path, key: &str) -> f64 {
+    let text = tool("sox", &[&s(path), "-n", "stat"]);
+    text.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no `{key}` in sox stat output:\n{text}"))
+}
