@@ -62,6 +62,6 @@ impl VideoSink for PngSnapshotSink {
     }
 
     fn describe(&self) -> String {
-        format!("png:{}", self.file.target().display())
+        format!("file:{}", self.file.target().display())
     }
 }
