@@ -16,7 +16,7 @@ use crate::sink::{AudioSink, NullSink, VideoSink};
 use crate::source::{AudioSource, VideoSource};
 use crate::spec::{AudioInputSpec, AudioOutputSpec, VideoInputSpec, VideoOutputSpec};
 use anyhow::{Context as _, anyhow, bail};
-use stages::{ProcessLanes, RunControl, Timing};
+use stages::{Lane, ProcessLanes, RunControl, Timing};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -589,7 +589,12 @@ impl Streamer {
             let (write_tx, write_rx) = crossbeam_channel::bounded(AUDIO_QUEUE);
             let processed_rx = if world.processes_audio() {
                 let (tx, rx) = crossbeam_channel::bounded(AUDIO_QUEUE);
-                lanes.audio = Some((read_rx, tx, pool.clone(), plan.format));
+                lanes.audio = Some(Lane {
+                    input: read_rx,
+                    output: tx,
+                    pool: pool.clone(),
+                    format: plan.format,
+                });
                 rx
             } else {
                 read_rx
@@ -627,7 +632,12 @@ impl Streamer {
             let (write_tx, write_rx) = crossbeam_channel::bounded(VIDEO_QUEUE);
             let processed_rx = if world.processes_video() {
                 let (tx, rx) = crossbeam_channel::bounded(VIDEO_QUEUE);
-                lanes.video = Some((read_rx, tx, pool.clone(), format));
+                lanes.video = Some(Lane {
+                    input: read_rx,
+                    output: tx,
+                    pool: pool.clone(),
+                    format,
+                });
                 rx
             } else {
                 read_rx

@@ -190,28 +190,28 @@ pub fn read_video(
     }
 }
 
-/// Inputs and outputs of the processing stage, per stream.
+/// One stream's connections to the processing stage.
+pub struct Lane<T, Sample, Format> {
+    pub input: Receiver<T>,
+    pub output: Sender<T>,
+    /// Where input buffers go back once the guest has returned new ones.
+    pub pool: BufferPool<Sample>,
+    pub format: Format,
+}
+
+/// Inputs and outputs of the processing stage, per stream the guest
+/// processes.
 pub struct ProcessLanes {
-    pub audio: Option<(
-        Receiver<AudioBlock>,
-        Sender<AudioBlock>,
-        BufferPool<f32>,
-        AudioFormat,
-    )>,
-    pub video: Option<(
-        Receiver<VideoFrame>,
-        Sender<VideoFrame>,
-        BufferPool<u8>,
-        VideoFormat,
-    )>,
+    pub audio: Option<Lane<AudioBlock, f32, AudioFormat>>,
+    pub video: Option<Lane<VideoFrame, u8, VideoFormat>>,
 }
 
 /// Owns the guest instance: one thread enters it, so calls never overlap.
 /// Streams the guest does not process pass through untouched.
 pub fn process(mut guest: GuestInstance, lanes: ProcessLanes, run: Arc<RunControl>) {
     let ProcessLanes { audio, video } = lanes;
-    let (audio_rx, mut audio_tx, audio_pool, audio_format) = split4(audio);
-    let (video_rx, mut video_tx, video_pool, video_format) = split4(video);
+    let (audio_rx, mut audio_tx, audio_pool, audio_format) = split(audio);
+    let (video_rx, mut video_tx, video_pool, video_format) = split(video);
     // `SelectedOperation::recv` must get the very receiver registered here.
     let mut select = Select::new();
     let audio_index = audio_rx.as_ref().map(|rx| select.recv(rx));
@@ -255,9 +255,23 @@ pub fn process(mut guest: GuestInstance, lanes: ProcessLanes, run: Arc<RunContro
     }
 }
 
-fn split4<A, B, C, D>(lane: Option<(A, B, C, D)>) -> (Option<A>, Option<B>, Option<C>, Option<D>) {
+/// A lane taken apart, so its output can be dropped (closing the stream
+/// downstream) while its input stays registered with the select.
+type LaneParts<T, S, F> = (
+    Option<Receiver<T>>,
+    Option<Sender<T>>,
+    Option<BufferPool<S>>,
+    Option<F>,
+);
+
+fn split<T, S, F>(lane: Option<Lane<T, S, F>>) -> LaneParts<T, S, F> {
     match lane {
-        Some((a, b, c, d)) => (Some(a), Some(b), Some(c), Some(d)),
+        Some(Lane {
+            input,
+            output,
+            pool,
+            format,
+        }) => (Some(input), Some(output), Some(pool), Some(format)),
         None => (None, None, None, None),
     }
 }

@@ -73,7 +73,7 @@ impl AudioSource for WavSource {
             }
         }
         let read = samples.len() - before;
-        if read % channels != 0 {
+        if !read.is_multiple_of(channels) {
             bail!(
                 "{}: the file ends in the middle of a frame (truncated?)",
                 self.label
