@@ -2,7 +2,7 @@
 //! config file, and turned into a [`StreamerBuilder`]. No logic lives in
 //! `main`.
 
-use crate::config_file::ConfigFile;
+use crate::config_file::{ConfigFile, OneOrMany};
 use crate::guest::{CompileCache, GuestProgram, StreamFormats, new_engine};
 use crate::media::{AudioFormat, Fps, VideoFormat};
 use crate::pipeline::{self, CacheSetting, Streamer, StreamerBuilder};
@@ -233,60 +233,18 @@ fn builder_from_args(args: RunArgs) -> anyhow::Result<StreamerBuilder> {
         builder = builder.set(key, value);
     }
 
-    let audio_in = match (args.audio_in, &file.audio_in) {
-        (Some(spec), _) => Some(spec),
-        (None, Some(text)) => Some(
-            text.parse::<AudioInputSpec>()
-                .context("config file audio-in")?,
-        ),
-        (None, None) => None,
-    };
-    let video_in = match (args.video_in, &file.video_in) {
-        (Some(spec), _) => Some(spec),
-        (None, Some(text)) => Some(
-            text.parse::<VideoInputSpec>()
-                .context("config file video-in")?,
-        ),
-        (None, None) => None,
-    };
+    let audio_in = flag_or_file(args.audio_in, &file.audio_in, "audio-in")?;
     if let Some(spec) = audio_in {
         builder = builder.audio_input(spec);
     }
+    let video_in = flag_or_file(args.video_in, &file.video_in, "video-in")?;
     if let Some(spec) = video_in {
         builder = builder.video_input(spec);
     }
-    let audio_out = if args.audio_out.is_empty() {
-        let texts = file
-            .audio_out
-            .clone()
-            .map(|o| o.into_vec())
-            .unwrap_or_default();
-        texts
-            .iter()
-            .map(|s| s.parse())
-            .collect::<anyhow::Result<Vec<_>>>()
-            .context("config file audio-out")?
-    } else {
-        args.audio_out
-    };
-    for spec in audio_out {
+    for spec in flags_or_file(args.audio_out, &file.audio_out, "audio-out")? {
         builder = builder.audio_output(spec);
     }
-    let video_out = if args.video_out.is_empty() {
-        let texts = file
-            .video_out
-            .clone()
-            .map(|o| o.into_vec())
-            .unwrap_or_default();
-        texts
-            .iter()
-            .map(|s| s.parse())
-            .collect::<anyhow::Result<Vec<_>>>()
-            .context("config file video-out")?
-    } else {
-        args.video_out
-    };
-    for spec in video_out {
+    for spec in flags_or_file(args.video_out, &file.video_out, "video-out")? {
         builder = builder.video_output(spec);
     }
 
@@ -321,6 +279,35 @@ fn builder_from_args(args: RunArgs) -> anyhow::Result<StreamerBuilder> {
         builder = builder.max_unsynced(Duration::from_secs_f64(ms / 1000.0));
     }
     Ok(builder.realtime(args.realtime || file.realtime.unwrap_or(false)))
+}
+
+/// The flag if given, else the config file's `key` parsed.
+fn flag_or_file<T>(flag: Option<T>, file: &Option<String>, key: &str) -> anyhow::Result<Option<T>>
+where
+    T: std::str::FromStr<Err = anyhow::Error>,
+{
+    match (flag, file) {
+        (Some(spec), _) => Ok(Some(spec)),
+        (None, Some(text)) => Ok(Some(
+            text.parse().with_context(|| format!("config file {key}"))?,
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Repeatable flags if any were given, else the config file's `key`.
+fn flags_or_file<T>(flags: Vec<T>, file: &Option<OneOrMany>, key: &str) -> anyhow::Result<Vec<T>>
+where
+    T: std::str::FromStr<Err = anyhow::Error>,
+{
+    if !flags.is_empty() {
+        return Ok(flags);
+    }
+    let texts = file.clone().map(OneOrMany::into_vec).unwrap_or_default();
+    texts
+        .iter()
+        .map(|text| text.parse().with_context(|| format!("config file {key}")))
+        .collect()
 }
 
 fn check(args: CheckArgs) -> anyhow::Result<()> {

@@ -83,22 +83,7 @@ fn level_meter_over_file_inputs() {
             "0.8",
         ],
     );
-    tool(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=160x120:rate=25",
-            "-t",
-            "2",
-            "-pix_fmt",
-            "yuv420p",
-            &s(&y4m_in),
-        ],
-    );
+    testsrc(&y4m_in, "160x120", 25, 2.0, "yuv420p");
     let (audio, video) = (Recorder::default(), Recorder::default());
 
     let streamer = Streamer::builder()

@@ -135,3 +135,27 @@ pub fn sox_stat(path: &Path, key: &str) -> f64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no `{key}` in sox stat output:\n{text}"))
 }
+
+/// A Y4M made by ffmpeg's `testsrc` (colour bars, gradients, a counter).
+pub fn testsrc(path: &Path, size: &str, rate: u32, seconds: f64, pix_fmt: &str) {
+    let source = format!("testsrc=size={size}:rate={rate}");
+    let seconds = seconds.to_string();
+    tool(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-strict",
+            "-1",
+            "-f",
+            "lavfi",
+            "-i",
+            &source,
+            "-t",
+            &seconds,
+            "-pix_fmt",
+            pix_fmt,
+            &s(path),
+        ],
+    );
+}

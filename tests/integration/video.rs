@@ -41,22 +41,7 @@ fn grayscale_over_ffmpeg_testsrc() {
     let dir = scratch("grayscale");
     let input = dir.join("testsrc.y4m");
     let output = dir.join("gray.y4m");
-    tool(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=25",
-            "-t",
-            "1",
-            "-pix_fmt",
-            "yuv420p",
-            &s(&input),
-        ],
-    );
+    testsrc(&input, "320x240", 25, 1.0, "yuv420p");
 
     let run = sandstream(&[
         "run",
@@ -111,24 +96,7 @@ fn every_input_colour_space_ffmpeg_writes_is_read() {
     for pix_fmt in ["yuv420p", "yuvj420p", "yuv422p", "yuv444p", "gray"] {
         let input = dir.join(format!("{pix_fmt}.y4m"));
         let output = dir.join(format!("{pix_fmt}-out.y4m"));
-        tool(
-            "ffmpeg",
-            &[
-                "-v",
-                "error",
-                "-strict",
-                "-1",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc=size=64x48:rate=10",
-                "-t",
-                "0.5",
-                "-pix_fmt",
-                pix_fmt,
-                &s(&input),
-            ],
-        );
+        testsrc(&input, "64x48", 10, 0.5, pix_fmt);
         let run = sandstream(&[
             "run",
             &s(&guest("grayscale")),
@@ -165,22 +133,7 @@ fn fps_cap_skips_frames_and_writes_the_capped_rate() {
     let dir = scratch("fps-cap");
     let input = dir.join("in.y4m");
     let output = dir.join("out.y4m");
-    tool(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=64x48:rate=30",
-            "-t",
-            "2",
-            "-pix_fmt",
-            "yuv420p",
-            &s(&input),
-        ],
-    );
+    testsrc(&input, "64x48", 30, 2.0, "yuv420p");
     let run = sandstream(&[
         "run",
         &s(&guest("grayscale")),

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         "demo" => demo(),
         "bench" => setup(false)
             .and_then(|()| guests())
-            .and_then(|()| cargo(&["bench", "-p", "sandstream"])),
+            .and_then(|()| cargo(&["bench", "-p", "sandstream", "--bench", "roundtrip"])),
         "help" | "--help" | "-h" => {
             println!("usage: cargo xtask <setup|guests|test|lint|demo|bench>");
             Ok(())
