@@ -41,9 +41,9 @@ fn main() -> ExitCode {
         "test" => test(),
         "lint" => setup(false).and_then(|()| lint()),
         "demo" => demo(),
-        "bench" => setup(false)
-            .and_then(|()| guests())
-            .and_then(|()| cargo(&["bench", "-p", "sandstream", "--bench", "roundtrip"])),
+        "bench" => setup(false).and_then(|()| guests()).and_then(|()| {
+            cargo_with_guests(&["bench", "-p", "sandstream", "--bench", "roundtrip"])
+        }),
         "help" | "--help" | "-h" => {
             println!("usage: cargo xtask <setup|guests|test|lint|demo|bench>");
             Ok(())
@@ -87,8 +87,20 @@ fn run(command: &mut Command) -> Result {
     }
 }
 
+fn cargo_command(args: &[&str]) -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.args(args);
+    command
+}
+
 fn cargo(args: &[&str]) -> Result {
-    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args(args))
+    run(&mut cargo_command(args))
+}
+
+/// Tests and benches find the guests where `guests()` put them, wherever the
+/// target directory is.
+fn cargo_with_guests(args: &[&str]) -> Result {
+    run(cargo_command(args).env("SANDSTREAM_GUESTS_DIR", target_dir().join("guests")))
 }
 
 fn on_path(program: &str) -> bool {
@@ -177,7 +189,7 @@ fn test() -> Result {
     guests()?;
     // Release only: wasmtime and Cranelift are built once for tests, demo
     // and benches.
-    cargo(&["test", "--release", "-p", "sandstream"])
+    cargo_with_guests(&["test", "--release", "-p", "sandstream"])
 }
 
 fn lint() -> Result {
