@@ -30,7 +30,9 @@ pub fn scratch(test: &str) -> PathBuf {
 /// Compiled guests are shared by all tests through one cache directory.
 pub fn cache_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from);
-    target.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")).join("test-compile-cache")
+    target
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("test-compile-cache")
 }
 
 /// Runs the `sandstream` binary quietly (only errors on stderr).
