@@ -8,4 +8,6 @@ mod audio;
 mod av;
 mod cache;
 mod cli_errors;
+mod interrupt;
+mod sandbox;
 mod video;

@@ -22,6 +22,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("level-meter", "examples/level-meter"),
     ("wrong-frame-size", "tests/guests/wrong-frame-size"),
     ("not-an-effect", "tests/guests/not-an-effect"),
+    ("chatty", "tests/guests/chatty"),
 ];
 
 const WASM_TARGET: &str = "wasm32-wasip2";
