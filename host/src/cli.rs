@@ -3,7 +3,9 @@
 //! `main`.
 
 use crate::config_file::{ConfigFile, OneOrMany};
-use crate::guest::{CompileCache, GuestProgram, StreamFormats, new_engine};
+use crate::guest::{
+    CompileCache, FaultPolicy, GuestProgram, SandboxPolicy, StreamFormats, new_engine,
+};
 use crate::media::{AudioFormat, Fps, VideoFormat};
 use crate::pipeline::{self, CacheSetting, Streamer, StreamerBuilder};
 use crate::spec::{AudioInputSpec, AudioOutputSpec, VideoInputSpec, VideoOutputSpec};
@@ -111,6 +113,30 @@ struct RunArgs {
     realtime: bool,
     #[command(flatten)]
     cache: CacheArgs,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+}
+
+#[derive(Debug, Args)]
+struct SandboxArgs {
+    /// What replaces a block whose guest call faulted: bypass (the input),
+    /// mute (silence / black), hold (last good frame), stop (end the run)
+    /// [default: bypass].
+    #[arg(long, value_name = "POLICY")]
+    on_fault: Option<FaultPolicy>,
+    /// Per-call deadline [default: half an audio block / one video frame in
+    /// real time, 2000 offline].
+    #[arg(long, value_name = "MS")]
+    deadline: Option<f64>,
+    /// Cap on the guest's memory [default: 256].
+    #[arg(long, value_name = "MIB")]
+    memory_limit: Option<u64>,
+    /// Let audio past ±1.0 full scale (the safety limiter is on by default).
+    #[arg(long)]
+    no_limiter: bool,
+    /// Run without deadline checks, at full speed: for your own guests only.
+    #[arg(long)]
+    trusted: bool,
 }
 
 #[derive(Debug, Args)]
@@ -278,7 +304,37 @@ fn builder_from_args(args: RunArgs) -> anyhow::Result<StreamerBuilder> {
         }
         builder = builder.max_unsynced(Duration::from_secs_f64(ms / 1000.0));
     }
-    Ok(builder.realtime(args.realtime || file.realtime.unwrap_or(false)))
+    let sandbox = sandbox_policy(&args.sandbox, &file)?;
+    Ok(builder
+        .sandbox(sandbox)
+        .realtime(args.realtime || file.realtime.unwrap_or(false)))
+}
+
+fn sandbox_policy(args: &SandboxArgs, file: &ConfigFile) -> anyhow::Result<SandboxPolicy> {
+    let mut policy = SandboxPolicy::default();
+    if let Some(text) = &file.on_fault {
+        policy.on_fault = text
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("config file on-fault: {e}"))?;
+    }
+    if let Some(on_fault) = args.on_fault {
+        policy.on_fault = on_fault;
+    }
+    if let Some(ms) = args.deadline.or(file.deadline) {
+        if !(ms.is_finite() && ms > 0.0 && ms <= 3_600_000.0) {
+            bail!("--deadline must be a positive number of milliseconds, got {ms}");
+        }
+        policy.deadline = Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    if let Some(mib) = args.memory_limit.or(file.memory_limit) {
+        if !(1..=4096).contains(&mib) {
+            bail!("--memory-limit must be between 1 and 4096 MiB, got {mib}");
+        }
+        policy.memory_limit = (mib as usize) << 20;
+    }
+    policy.limiter = !args.no_limiter && file.limiter.unwrap_or(true);
+    policy.trusted = args.trusted || file.trusted.unwrap_or(false);
+    Ok(policy)
 }
 
 /// The flag if given, else the config file's `key` parsed.

@@ -50,6 +50,11 @@ pub struct ConfigFile {
     pub fps: Option<f64>,
     pub max_unsynced: Option<f64>,
     pub realtime: Option<bool>,
+    pub on_fault: Option<String>,
+    pub deadline: Option<f64>,
+    pub memory_limit: Option<u64>,
+    pub limiter: Option<bool>,
+    pub trusted: Option<bool>,
     #[serde(default)]
     pub config: toml::Table,
 }

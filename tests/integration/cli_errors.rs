@@ -116,7 +116,7 @@ fn a_guest_whose_setup_fails() {
 fn a_guest_returning_a_frame_of_the_wrong_size() {
     let dir = scratch("wrong-size");
     let out = dir.join("out.y4m");
-    let err = fails(&[
+    let args = [
         "run",
         &s(&guest("wrong-frame-size")),
         "--video-in",
@@ -129,7 +129,24 @@ fn a_guest_returning_a_frame_of_the_wrong_size() {
         "1",
         "--video-out",
         &file(&out),
-    ]);
+    ];
+    // By default the frame is rejected and replaced (bypass); the run goes on.
+    let run = sandstream(&args);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("5 wrong size"),
+        "counted: {}",
+        stderr(&run)
+    );
+    assert_eq!(
+        Y4m::read(&out).frames.len(),
+        30,
+        "every frame written, unprocessed"
+    );
+    std::fs::remove_file(&out).unwrap();
+
+    // With --on-fault stop it is the run's error.
+    let err = fails(&[&args[..], &["--on-fault", "stop"]].concat());
     assert!(
         err.contains("returned 6144 bytes of RGBA frame where 12288 were expected"),
         "{err}"

@@ -8,6 +8,7 @@ mod audio;
 mod av;
 mod cache;
 mod cli_errors;
+mod hostile;
 mod interrupt;
 mod sandbox;
 mod video;

@@ -23,6 +23,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("wrong-frame-size", "tests/guests/wrong-frame-size"),
     ("not-an-effect", "tests/guests/not-an-effect"),
     ("chatty", "tests/guests/chatty"),
+    ("hostile", "tests/guests/hostile"),
 ];
 
 const WASM_TARGET: &str = "wasm32-wasip2";

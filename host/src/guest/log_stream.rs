@@ -7,12 +7,23 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 /// Longest line kept; the rest of a longer line is cut (and said so).
 const MAX_LINE: usize = 4096;
 
+/// Bytes of output an instance may log in all; the rest is dropped, so a
+/// guest cannot flood the log (or the disk behind it).
+const MAX_TOTAL: usize = 256 * 1024;
+
 /// A WASI output stream that writes complete lines to `tracing`.
 #[derive(Clone)]
 pub struct LogStream {
     guest: Arc<str>,
     stream: &'static str,
-    pending: Arc<Mutex<Vec<u8>>>,
+    pending: Arc<Mutex<Pending>>,
+}
+
+#[derive(Default)]
+struct Pending {
+    line: Vec<u8>,
+    logged: usize,
+    dropped: usize,
 }
 
 impl LogStream {
@@ -26,12 +37,27 @@ impl LogStream {
 
     fn push(&self, bytes: &[u8]) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.logged >= MAX_TOTAL {
+            pending.dropped += bytes.len();
+            return;
+        }
         for &byte in bytes {
             if byte == b'\n' {
-                self.emit(&pending);
-                pending.clear();
-            } else if pending.len() < MAX_LINE {
-                pending.push(byte);
+                let line = std::mem::take(&mut pending.line);
+                pending.logged += line.len() + 1;
+                self.emit(&line);
+                if pending.logged >= MAX_TOTAL {
+                    tracing::warn!(
+                        target: "guest",
+                        "[{} {}] more than {} KiB of output: the rest is dropped",
+                        self.guest,
+                        self.stream,
+                        MAX_TOTAL / 1024
+                    );
+                    return;
+                }
+            } else if pending.line.len() < MAX_LINE {
+                pending.line.push(byte);
             }
         }
     }
@@ -52,8 +78,8 @@ impl Drop for LogStream {
         // The last clone flushes an unterminated final line.
         if Arc::strong_count(&self.pending) == 1 {
             let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            if !pending.is_empty() {
-                self.emit(&pending);
+            if !pending.line.is_empty() && pending.logged < MAX_TOTAL {
+                self.emit(&pending.line);
             }
         }
     }

@@ -8,10 +8,14 @@ mod cache;
 mod engine;
 mod inspect;
 mod log_stream;
+pub mod sandbox;
+pub mod supervisor;
 
 pub use cache::{CacheOutcome, CompileCache};
-pub use engine::new_engine;
+pub use engine::{engine_for, new_engine};
 pub use inspect::{LoadError, Surface, World};
+pub use sandbox::{FaultPolicy, SandboxPolicy};
+pub use supervisor::{Delivery, Supervisor};
 
 use crate::media::{AudioFormat, VideoFormat};
 use bindings::{audio, log, setup, types};
@@ -28,6 +32,7 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     name: Arc<str>,
+    limits: sandbox::MemoryCap,
 }
 
 impl WasiView for HostState {
@@ -158,17 +163,38 @@ impl GuestProgram {
         &self.surface
     }
 
+    /// The engine the guest was compiled for.
+    pub fn engine(&self) -> &Engine {
+        self.pre.engine()
+    }
+
     pub fn cache_outcome(&self) -> CacheOutcome {
         self.cache
     }
 
+    /// Creates a fresh instance with the default memory cap and no
+    /// practical deadline (see [`GuestProgram::instantiate_with`]).
+    ///
+    /// # Errors
+    /// When instantiation traps or an export has the wrong type.
+    pub fn instantiate(&self) -> anyhow::Result<GuestInstance> {
+        Ok(self.instantiate_with(sandbox::DEFAULT_MEMORY_LIMIT, u64::MAX / 2)?)
+    }
+
     /// Creates a fresh instance with its own store. Nothing is granted: no
     /// files, no network, no environment; stdout/stderr go to the log.
+    /// Linear memory is capped at `memory_limit` bytes; instantiation and
+    /// every later call get `deadline_ticks` epoch ticks (when the engine
+    /// has epoch interruption on).
     ///
     /// # Errors
     /// When instantiation traps (e.g. a start function fails) or an export
     /// has the wrong type.
-    pub fn instantiate(&self) -> anyhow::Result<GuestInstance> {
+    pub fn instantiate_with(
+        &self,
+        memory_limit: usize,
+        deadline_ticks: u64,
+    ) -> wasmtime::Result<GuestInstance> {
         let wasi = WasiCtx::builder()
             .stdout(log_stream::LogStream::new(self.name.clone(), "stdout"))
             .stderr(log_stream::LogStream::new(self.name.clone(), "stderr"))
@@ -180,8 +206,11 @@ impl GuestProgram {
             wasi,
             table: ResourceTable::new(),
             name: self.name.clone(),
+            limits: sandbox::MemoryCap::new(memory_limit),
         };
         let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(deadline_ticks);
         let instance = self.pre.instantiate(&mut store)?;
         let setup = self.setup.load(&mut store, &instance)?;
         let audio = match &self.audio {
@@ -194,6 +223,7 @@ impl GuestProgram {
         };
         Ok(GuestInstance {
             name: self.name.clone(),
+            deadline_ticks,
             store,
             setup,
             audio,
@@ -212,6 +242,10 @@ fn new_linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
 /// What went wrong in one call into the guest.
 #[derive(Debug)]
 pub enum GuestFault {
+    /// The call ran past its deadline and was interrupted.
+    Timeout,
+    /// The guest hit its memory cap (and trapped).
+    OutOfMemory(wasmtime::Error),
     /// The call trapped (unreachable, out of bounds, a panic...).
     Trap(wasmtime::Error),
     /// The guest returned an error message.
@@ -229,6 +263,10 @@ pub enum GuestFault {
 impl fmt::Display for GuestFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            GuestFault::Timeout => write!(f, "ran past its deadline and was interrupted"),
+            GuestFault::OutOfMemory(err) => {
+                write!(f, "hit its memory limit: {}", trap_summary(err))
+            }
             GuestFault::Trap(err) => write!(f, "trapped: {}", trap_summary(err)),
             GuestFault::Reported(msg) => write!(f, "returned an error: {msg}"),
             GuestFault::WrongSize {
@@ -258,6 +296,17 @@ fn trap_summary(err: &wasmtime::Error) -> String {
 
 impl std::error::Error for GuestFault {}
 
+impl GuestFault {
+    /// True when the instance must be thrown away (its state is unknown
+    /// after a trap); an error or a wrong-sized result leaves it usable.
+    pub fn poisons_instance(&self) -> bool {
+        matches!(
+            self,
+            GuestFault::Timeout | GuestFault::OutOfMemory(_) | GuestFault::Trap(_)
+        )
+    }
+}
+
 /// Formats of the streams an instance is configured for.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StreamFormats {
@@ -285,6 +334,7 @@ pub struct VideoCall {
 /// threads: the processing stage owns it.
 pub struct GuestInstance {
     name: Arc<str>,
+    deadline_ticks: u64,
     store: Store<HostState>,
     setup: setup::Guest,
     audio: Option<audio::Guest>,
@@ -294,6 +344,28 @@ pub struct GuestInstance {
 impl GuestInstance {
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Epoch ticks each following call may run for.
+    pub fn set_deadline_ticks(&mut self, ticks: u64) {
+        self.deadline_ticks = ticks;
+    }
+
+    /// Arms the deadline and clears the memory-denial flag before a call.
+    fn arm(&mut self) {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        self.store.data_mut().limits.denied = false;
+    }
+
+    /// Names a trap: a deadline interrupt, the memory cap, or other.
+    fn classify(&self, trap: wasmtime::Error) -> GuestFault {
+        if trap.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+            GuestFault::Timeout
+        } else if self.store.data().limits.denied {
+            GuestFault::OutOfMemory(trap)
+        } else {
+            GuestFault::Trap(trap)
+        }
     }
 
     /// Calls `setup.configure` with the user's configuration.
@@ -317,10 +389,11 @@ impl GuestInstance {
                 fps: f.fps.as_f64(),
             }),
         };
+        self.arm();
         match self.setup.call_configure(&mut self.store, config, formats) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(GuestFault::Reported(message)),
-            Err(trap) => Err(GuestFault::Trap(trap)),
+            Err(trap) => Err(self.classify(trap)),
         }
     }
 
@@ -334,6 +407,7 @@ impl GuestInstance {
         call: AudioCall,
         samples: &[f32],
     ) -> Result<Vec<f32>, GuestFault> {
+        self.arm();
         let audio = self
             .audio
             .as_ref()
@@ -347,7 +421,7 @@ impl GuestInstance {
         let output = match audio.call_process_audio(&mut self.store, info, samples) {
             Ok(Ok(output)) => output,
             Ok(Err(message)) => return Err(GuestFault::Reported(message)),
-            Err(trap) => return Err(GuestFault::Trap(trap)),
+            Err(trap) => return Err(self.classify(trap)),
         };
         check_len(output.len(), samples.len(), "samples")?;
         Ok(output)
@@ -359,6 +433,7 @@ impl GuestInstance {
     /// # Errors
     /// A trap, an error the guest reported, or output of the wrong size.
     pub fn process_video(&mut self, call: VideoCall, pixels: &[u8]) -> Result<Vec<u8>, GuestFault> {
+        self.arm();
         let video = self
             .video
             .as_ref()
@@ -372,7 +447,7 @@ impl GuestInstance {
         let output = match video.call_process_video(&mut self.store, info, pixels) {
             Ok(Ok(output)) => output,
             Ok(Err(message)) => return Err(GuestFault::Reported(message)),
-            Err(trap) => return Err(GuestFault::Trap(trap)),
+            Err(trap) => return Err(self.classify(trap)),
         };
         check_len(output.len(), pixels.len(), "bytes of RGBA frame")?;
         Ok(output)

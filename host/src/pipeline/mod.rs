@@ -6,11 +6,15 @@ mod stages;
 mod stats;
 mod sync;
 
-pub use stats::Report;
+pub use stats::{Counters, Report};
 pub use sync::{Aligner, Released};
 
 use crate::clock;
-use crate::guest::{CompileCache, GuestInstance, GuestProgram, StreamFormats, World, new_engine};
+use crate::guest::sandbox::{self, EpochTicker};
+use crate::guest::supervisor::Deadlines;
+use crate::guest::{
+    CompileCache, GuestProgram, SandboxPolicy, StreamFormats, Supervisor, World, engine_for,
+};
 use crate::media::{AudioFormat, BufferPool, Fps, VideoFormat};
 use crate::sink::{AudioSink, NullSink, VideoSink};
 use crate::source::{AudioSource, VideoSource};
@@ -91,9 +95,16 @@ pub struct StreamerBuilder {
     realtime: bool,
     duration: Option<Duration>,
     cache: CacheSetting,
+    sandbox: SandboxPolicy,
 }
 
 impl StreamerBuilder {
+    /// Deadlines, memory cap, fault policy, limiter (see [`SandboxPolicy`]).
+    pub fn sandbox(mut self, policy: SandboxPolicy) -> Self {
+        self.sandbox = policy;
+        self
+    }
+
     /// The guest component to run, loaded from a file at `build()`.
     pub fn guest_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.guest = Some(GuestChoice::Path(path.into()));
@@ -224,7 +235,7 @@ impl StreamerBuilder {
             None => bail!("no guest given"),
             Some(GuestChoice::Program(program)) => program,
             Some(GuestChoice::Path(path)) => {
-                let engine = new_engine()?;
+                let engine = engine_for(self.sandbox.trusted)?;
                 let cache = match &self.cache {
                     CacheSetting::Default => CompileCache::default_location(),
                     CacheSetting::Dir(dir) => Some(CompileCache::new(dir)),
@@ -293,16 +304,36 @@ impl StreamerBuilder {
                 .filter(|_| world.processes_video())
                 .map(|v| v.output_format),
         };
-        let mut instance = program
-            .instantiate()
-            .with_context(|| format!("cannot instantiate guest {}", program.name()))?;
-        instance
-            .configure(&self.config, &formats)
-            .map_err(|fault| anyhow!("guest {} {fault} in setup.configure", program.name()))?;
+        // The ticker must run before `configure`, which has a deadline too.
+        let ticker = if self.sandbox.trusted {
+            tracing::warn!(
+                "trusted mode: no deadlines, a guest that loops forever freezes the stream"
+            );
+            None
+        } else {
+            Some(
+                EpochTicker::start(program.engine().clone())
+                    .context("starting the epoch ticker")?,
+            )
+        };
+        let deadlines = deadlines(&self.sandbox, self.realtime, &formats);
+        let run = Arc::new(RunControl::default());
+        let supervisor = Supervisor::start(
+            program.clone(),
+            self.config,
+            formats,
+            self.sandbox.clone(),
+            deadlines,
+            run.counters.clone(),
+        )?;
 
         Ok(Streamer {
             program,
-            instance,
+            supervisor,
+            run,
+            ticker,
+            sandbox: self.sandbox,
+            deadlines,
             audio,
             video,
             block_frames,
@@ -310,6 +341,36 @@ impl StreamerBuilder {
             realtime: self.realtime,
             duration: self.duration,
         })
+    }
+}
+
+/// Per-call budgets. In real time a call must fit its share of the
+/// stream (half an audio block, one video frame); offline, deadlines only
+/// catch hangs.
+fn deadlines(policy: &SandboxPolicy, realtime: bool, formats: &StreamFormats) -> Deadlines {
+    let audio = formats
+        .audio
+        .map_or(sandbox::OFFLINE_DEADLINE, |(format, block)| {
+            let block = Duration::from_nanos(format.frame_time_ns(u64::from(block)));
+            if realtime {
+                (block / 2).max(Duration::from_millis(1))
+            } else {
+                sandbox::OFFLINE_DEADLINE
+            }
+        });
+    let video = formats.video.map_or(sandbox::OFFLINE_DEADLINE, |format| {
+        if realtime {
+            Duration::from_nanos(format.fps.frame_time_ns(1))
+        } else {
+            sandbox::OFFLINE_DEADLINE
+        }
+    });
+    let audio = policy.deadline.unwrap_or(audio);
+    let video = policy.deadline.unwrap_or(video);
+    Deadlines {
+        audio,
+        video,
+        setup: sandbox::SETUP_DEADLINE.max(audio).max(video),
     }
 }
 
@@ -486,7 +547,11 @@ fn open_video(
 /// A configured, not yet running stream.
 pub struct Streamer {
     program: Arc<GuestProgram>,
-    instance: GuestInstance,
+    supervisor: Supervisor,
+    run: Arc<RunControl>,
+    ticker: Option<EpochTicker>,
+    sandbox: SandboxPolicy,
+    deadlines: Deadlines,
     audio: Option<AudioPlan>,
     video: Option<VideoPlan>,
     block_frames: u32,
@@ -538,6 +603,20 @@ impl Streamer {
                 sinks.join(", ")
             ));
         }
+        let sandbox = &self.sandbox;
+        lines.push(if sandbox.trusted {
+            "sandbox: TRUSTED (no deadlines); no files, network or environment granted".to_string()
+        } else {
+            format!(
+                "sandbox: no files, network or environment granted; deadline {:.1} ms audio / {:.1} ms video; \
+                 memory limit {} MiB; on fault: {:?}; limiter {}",
+                self.deadlines.audio.as_secs_f64() * 1e3,
+                self.deadlines.video.as_secs_f64() * 1e3,
+                sandbox.memory_limit >> 20,
+                sandbox.on_fault,
+                if sandbox.limiter { "on" } else { "off" }
+            )
+        });
         lines.push(if self.realtime {
             format!(
                 "real time, A/V kept within {} ms",
@@ -554,7 +633,7 @@ impl Streamer {
     /// # Errors
     /// When a thread cannot be spawned.
     pub fn start(self) -> anyhow::Result<RunningStream> {
-        let run = Arc::new(RunControl::default());
+        let run = self.run;
         let timing = Timing {
             // A small lead so the first block is not already late.
             realtime_start_ns: self.realtime.then(|| clock::now_ns() + 20_000_000),
@@ -667,7 +746,7 @@ impl Streamer {
             );
         }
 
-        let (guest, run_p) = (self.instance, run.clone());
+        let (guest, run_p) = (self.supervisor, run.clone());
         spawn(
             "process",
             Box::new(move || stages::process(guest, lanes, run_p)),
@@ -689,6 +768,7 @@ impl Streamer {
             threads,
             audio_writer,
             video_writer,
+            _ticker: self.ticker,
         })
     }
 }
@@ -710,6 +790,8 @@ pub struct RunningStream {
     threads: Vec<(String, JoinHandle<()>)>,
     audio_writer: Option<JoinHandle<Vec<Box<dyn AudioSink>>>>,
     video_writer: Option<JoinHandle<Vec<Box<dyn VideoSink>>>>,
+    /// Drives deadlines until the stream ends.
+    _ticker: Option<EpochTicker>,
 }
 
 impl RunningStream {

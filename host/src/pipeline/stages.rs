@@ -5,7 +5,7 @@
 use super::stats::Counters;
 use super::sync::{Aligner, Released};
 use crate::clock;
-use crate::guest::{AudioCall, GuestInstance, VideoCall};
+use crate::guest::{AudioCall, Delivery, Supervisor, VideoCall};
 use crate::media::{AudioBlock, AudioFormat, BufferPool, Fps, VideoFormat, VideoFrame};
 use crate::sink::{AudioSink, VideoSink};
 use crate::source::{AudioSource, VideoSource};
@@ -18,7 +18,8 @@ use std::sync::{Arc, Mutex};
 pub struct RunControl {
     stop: AtomicBool,
     failure: Mutex<Option<anyhow::Error>>,
-    pub counters: Counters,
+    /// Shared with the guest supervisor, which counts faults.
+    pub counters: Arc<Counters>,
 }
 
 impl RunControl {
@@ -208,7 +209,7 @@ pub struct ProcessLanes {
 
 /// Owns the guest instance: one thread enters it, so calls never overlap.
 /// Streams the guest does not process pass through untouched.
-pub fn process(mut guest: GuestInstance, lanes: ProcessLanes, run: Arc<RunControl>) {
+pub fn process(mut guest: Supervisor, lanes: ProcessLanes, run: Arc<RunControl>) {
     let ProcessLanes { audio, video } = lanes;
     let (audio_rx, mut audio_tx, audio_pool, audio_format) = split(audio);
     let (video_rx, mut video_tx, video_pool, video_format) = split(video);
@@ -283,7 +284,7 @@ fn forward<T>(tx: &Sender<T>, item: T) -> anyhow::Result<()> {
 }
 
 fn process_audio_block(
-    guest: &mut GuestInstance,
+    guest: &mut Supervisor,
     mut block: AudioBlock,
     format: AudioFormat,
     pool: &BufferPool<f32>,
@@ -295,25 +296,18 @@ fn process_audio_block(
         first_frame: block.first_frame,
         format,
     };
-    let output = guest.process_audio(call, &block.samples).map_err(|fault| {
-        anyhow::anyhow!(
-            "guest {} {fault} in process-audio (block starting at frame {})",
-            guest.name(),
-            block.first_frame
-        )
-    })?;
-    if output.is_empty() {
-        run.counters.audio_dropped_by_guest.fetch_add(1, Relaxed);
-        pool.give(block.samples);
-        return Ok(());
+    match guest.audio(&mut block, call, pool)? {
+        Delivery::Send => forward(tx, block),
+        Delivery::DroppedByGuest => {
+            run.counters.audio_dropped_by_guest.fetch_add(1, Relaxed);
+            pool.give(block.samples);
+            Ok(())
+        }
     }
-    // The list path hands back a new vector; recycle the input buffer.
-    pool.give(std::mem::replace(&mut block.samples, output));
-    forward(tx, block)
 }
 
 fn process_video_frame(
-    guest: &mut GuestInstance,
+    guest: &mut Supervisor,
     mut frame: VideoFrame,
     format: VideoFormat,
     pool: &BufferPool<u8>,
@@ -325,22 +319,14 @@ fn process_video_frame(
         index: frame.index,
         format,
     };
-    let output = guest.process_video(call, &frame.pixels).map_err(|fault| {
-        anyhow::anyhow!(
-            "guest {} {fault} in process-video (frame {}, {}x{})",
-            guest.name(),
-            frame.index,
-            format.width,
-            format.height
-        )
-    })?;
-    if output.is_empty() {
-        run.counters.video_dropped_by_guest.fetch_add(1, Relaxed);
-        pool.give(frame.pixels);
-        return Ok(());
+    match guest.video(&mut frame, call, pool)? {
+        Delivery::Send => forward(tx, frame),
+        Delivery::DroppedByGuest => {
+            run.counters.video_dropped_by_guest.fetch_add(1, Relaxed);
+            pool.give(frame.pixels);
+            Ok(())
+        }
     }
-    pool.give(std::mem::replace(&mut frame.pixels, output));
-    forward(tx, frame)
 }
 
 /// Real-time only: releases the two streams aligned on their timestamps.

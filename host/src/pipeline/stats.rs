@@ -22,6 +22,16 @@ pub struct Counters {
     pub video_timestamp_regressions: AtomicU64,
     pub video_last_end_ns: AtomicU64,
     pub sync_forced_releases: AtomicU64,
+    pub fault_timeouts: AtomicU64,
+    pub fault_memory: AtomicU64,
+    pub fault_traps: AtomicU64,
+    pub fault_errors: AtomicU64,
+    pub fault_wrong_size: AtomicU64,
+    pub setup_faults: AtomicU64,
+    pub restarts: AtomicU64,
+    pub quarantines: AtomicU64,
+    pub nonfinite_samples: AtomicU64,
+    pub limited_samples: AtomicU64,
 }
 
 /// What a run did, returned by [`crate::RunningStream::wait`].
@@ -45,6 +55,38 @@ pub struct Report {
     /// Timestamp of the end of the last video frame written.
     pub video_end_ns: u64,
     pub sync_forced_releases: u64,
+    /// Calls interrupted at their deadline.
+    pub fault_timeouts: u64,
+    /// Traps after the memory cap refused a growth.
+    pub fault_memory: u64,
+    /// Other traps (unreachable, out of bounds, stack overflow, panics).
+    pub fault_traps: u64,
+    /// Errors the guest returned.
+    pub fault_errors: u64,
+    /// Outputs of the wrong size.
+    pub fault_wrong_size: u64,
+    /// Instantiations or `configure` calls that failed.
+    pub setup_faults: u64,
+    /// Fresh instances created after faults.
+    pub restarts: u64,
+    /// 1 when the guest ended the run quarantined.
+    pub quarantines: u64,
+    /// NaN/Inf samples replaced with silence.
+    pub nonfinite_samples: u64,
+    /// Samples the safety limiter brought back to ±1.0.
+    pub limited_samples: u64,
+}
+
+impl Report {
+    /// Every guest fault of the run, of any kind.
+    pub fn faults(&self) -> u64 {
+        self.fault_timeouts
+            + self.fault_memory
+            + self.fault_traps
+            + self.fault_errors
+            + self.fault_wrong_size
+            + self.setup_faults
+    }
 }
 
 impl Counters {
@@ -66,6 +108,16 @@ impl Counters {
             video_timestamp_regressions: self.video_timestamp_regressions.load(Relaxed),
             video_end_ns: self.video_last_end_ns.load(Relaxed),
             sync_forced_releases: self.sync_forced_releases.load(Relaxed),
+            fault_timeouts: self.fault_timeouts.load(Relaxed),
+            fault_memory: self.fault_memory.load(Relaxed),
+            fault_traps: self.fault_traps.load(Relaxed),
+            fault_errors: self.fault_errors.load(Relaxed),
+            fault_wrong_size: self.fault_wrong_size.load(Relaxed),
+            setup_faults: self.setup_faults.load(Relaxed),
+            restarts: self.restarts.load(Relaxed),
+            quarantines: self.quarantines.load(Relaxed),
+            nonfinite_samples: self.nonfinite_samples.load(Relaxed),
+            limited_samples: self.limited_samples.load(Relaxed),
         }
     }
 }
@@ -94,6 +146,32 @@ impl fmt::Display for Report {
                 self.video_skipped_by_fps_cap,
                 self.video_dropped_by_guest,
                 self.video_overruns
+            )?;
+        }
+        if self.faults() > 0 || self.restarts > 0 || self.quarantines > 0 {
+            writeln!(
+                f,
+                "guest faults: {} timeouts, {} memory, {} traps, {} errors, {} wrong size, {} setup; \
+                 {} restarts{}",
+                self.fault_timeouts,
+                self.fault_memory,
+                self.fault_traps,
+                self.fault_errors,
+                self.fault_wrong_size,
+                self.setup_faults,
+                self.restarts,
+                if self.quarantines > 0 {
+                    ", quarantined"
+                } else {
+                    ""
+                }
+            )?;
+        }
+        if self.nonfinite_samples + self.limited_samples > 0 {
+            writeln!(
+                f,
+                "audio safety: {} NaN/Inf samples silenced, {} samples limited to full scale",
+                self.nonfinite_samples, self.limited_samples
             )?;
         }
         if self.sync_forced_releases > 0 {

@@ -1,0 +1,340 @@
+//! Keeps a guest running safely: calls it under a deadline, checks and
+//! sanitises what it returns, and contains faults. A fault costs the guest
+//! its output for that block (replaced per the [`FaultPolicy`]); a trapped
+//! instance is thrown away and a fresh one configured from the pre-linked
+//! component after a backoff; too many faults in a window quarantine the
+//! guest (bypassed) for the rest of the run.
+//!
+//! A restart after a fault is the same motion as a hot swap will be:
+//! prepare an instance, then switch.
+
+use super::sandbox::{self, FaultPolicy, SandboxPolicy};
+use super::{AudioCall, GuestFault, GuestInstance, GuestProgram, StreamFormats, VideoCall};
+use crate::media::{AudioBlock, BufferPool, VideoFrame};
+use crate::pipeline::Counters;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+/// Whether a processed block goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Send,
+    /// The guest asked to drop it.
+    DroppedByGuest,
+}
+
+/// First restart delay after a fault; doubles per recent fault.
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Fault messages logged in full before they are only counted.
+const LOGGED_FAULTS: u64 = 5;
+
+/// Owns the guest instance of a run and everything that keeps it safe.
+pub struct Supervisor {
+    program: Arc<GuestProgram>,
+    instance: Option<GuestInstance>,
+    config: Vec<(String, String)>,
+    formats: StreamFormats,
+    policy: SandboxPolicy,
+    audio_ticks: u64,
+    video_ticks: u64,
+    setup_ticks: u64,
+    counters: Arc<Counters>,
+    recent_faults: VecDeque<Instant>,
+    restart_at: Option<Instant>,
+    quarantined: bool,
+    /// For `hold`: the last frame the guest produced.
+    last_good_frame: Vec<u8>,
+}
+
+/// How long each kind of call may run.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    pub audio: Duration,
+    pub video: Duration,
+    pub setup: Duration,
+}
+
+impl Supervisor {
+    /// Instantiates and configures the guest.
+    ///
+    /// # Errors
+    /// The guest's own message when it refuses its configuration (a user
+    /// error: fix the settings); a setup that traps or hangs is an error
+    /// with `--on-fault stop`, and otherwise quarantines the guest.
+    pub fn start(
+        program: Arc<GuestProgram>,
+        config: Vec<(String, String)>,
+        formats: StreamFormats,
+        policy: SandboxPolicy,
+        deadlines: Deadlines,
+        counters: Arc<Counters>,
+    ) -> anyhow::Result<Self> {
+        let mut supervisor = Self {
+            program,
+            instance: None,
+            config,
+            formats,
+            audio_ticks: sandbox::ticks_for(deadlines.audio),
+            video_ticks: sandbox::ticks_for(deadlines.video),
+            setup_ticks: sandbox::ticks_for(deadlines.setup),
+            policy,
+            counters,
+            recent_faults: VecDeque::new(),
+            restart_at: None,
+            quarantined: false,
+            last_good_frame: Vec::new(),
+        };
+        match supervisor.fresh_instance() {
+            Ok(instance) => supervisor.instance = Some(instance),
+            Err(GuestFault::Reported(message)) => {
+                anyhow::bail!(
+                    "guest {} returned an error: {message} in setup.configure",
+                    supervisor.name()
+                )
+            }
+            Err(fault) => {
+                supervisor.counters.setup_faults.fetch_add(1, Relaxed);
+                if supervisor.policy.on_fault == FaultPolicy::Stop {
+                    anyhow::bail!("guest {} {fault} in setup.configure", supervisor.name());
+                }
+                tracing::error!(
+                    "guest {} {fault} in setup.configure: quarantined, its streams pass through unprocessed",
+                    supervisor.name()
+                );
+                supervisor.quarantine();
+            }
+        }
+        Ok(supervisor)
+    }
+
+    pub fn name(&self) -> &str {
+        self.program.name()
+    }
+
+    pub fn is_quarantined(&self) -> bool {
+        self.quarantined
+    }
+
+    fn fresh_instance(&self) -> Result<GuestInstance, GuestFault> {
+        let mut instance = self
+            .program
+            .instantiate_with(self.policy.memory_limit, self.setup_ticks)
+            .map_err(GuestFault::Trap)?;
+        instance.configure(&self.config, &self.formats)?;
+        Ok(instance)
+    }
+
+    /// The instance to call, restarting one after a fault once its backoff
+    /// has passed; `None` while quarantined or backing off.
+    fn ready(&mut self) -> Option<&mut GuestInstance> {
+        if self.quarantined {
+            return None;
+        }
+        if self.instance.is_none() {
+            if self.restart_at.is_some_and(|at| Instant::now() < at) {
+                return None;
+            }
+            match self.fresh_instance() {
+                Ok(instance) => {
+                    self.counters.restarts.fetch_add(1, Relaxed);
+                    tracing::info!("guest {} restarted with a fresh instance", self.name());
+                    self.instance = Some(instance);
+                    self.restart_at = None;
+                }
+                Err(fault) => {
+                    self.counters.setup_faults.fetch_add(1, Relaxed);
+                    tracing::warn!("guest {} could not be restarted: {fault}", self.name());
+                    self.note_fault();
+                    return None;
+                }
+            }
+        }
+        self.instance.as_mut()
+    }
+
+    /// Records a fault's time; schedules a restart or quarantines.
+    fn note_fault(&mut self) {
+        let now = Instant::now();
+        self.recent_faults.push_back(now);
+        while self
+            .recent_faults
+            .front()
+            .is_some_and(|t| now - *t > sandbox::FAULT_WINDOW)
+        {
+            self.recent_faults.pop_front();
+        }
+        if self.recent_faults.len() >= sandbox::QUARANTINE_AFTER {
+            tracing::error!(
+                "guest {} quarantined after {} faults within {} s: its streams pass through unprocessed \
+                 for the rest of the run",
+                self.name(),
+                self.recent_faults.len(),
+                sandbox::FAULT_WINDOW.as_secs()
+            );
+            self.quarantine();
+            return;
+        }
+        let doublings = self.recent_faults.len().saturating_sub(1).min(10) as u32;
+        self.restart_at = Some(now + (FIRST_BACKOFF * 2u32.pow(doublings)).min(MAX_BACKOFF));
+    }
+
+    fn quarantine(&mut self) {
+        self.quarantined = true;
+        self.instance = None;
+        self.counters.quarantines.fetch_add(1, Relaxed);
+    }
+
+    /// Counts and reports a fault; decides what happens to the instance.
+    ///
+    /// # Errors
+    /// With `--on-fault stop`: the fault, as the run's error.
+    fn on_fault(
+        &mut self,
+        fault: GuestFault,
+        place: std::fmt::Arguments<'_>,
+    ) -> anyhow::Result<()> {
+        let counter = match &fault {
+            GuestFault::Timeout => &self.counters.fault_timeouts,
+            GuestFault::OutOfMemory(_) => &self.counters.fault_memory,
+            GuestFault::Trap(_) => &self.counters.fault_traps,
+            GuestFault::Reported(_) => &self.counters.fault_errors,
+            GuestFault::WrongSize { .. } => &self.counters.fault_wrong_size,
+            GuestFault::NotImplemented(_) => &self.counters.fault_errors,
+        };
+        let seen = counter.fetch_add(1, Relaxed) + 1;
+        let message = format!("guest {} {fault} in {place}", self.name());
+        if self.policy.on_fault == FaultPolicy::Stop {
+            anyhow::bail!(message);
+        }
+        if seen <= LOGGED_FAULTS {
+            tracing::warn!("{message}; output replaced ({:?})", self.policy.on_fault);
+        } else if seen == LOGGED_FAULTS + 1 {
+            tracing::warn!(
+                "guest {}: further faults of this kind are only counted",
+                self.name()
+            );
+        }
+        if fault.poisons_instance() {
+            self.instance = None;
+        }
+        self.note_fault();
+        Ok(())
+    }
+
+    /// Runs one audio block through the guest, in place.
+    ///
+    /// # Errors
+    /// Only with `--on-fault stop`.
+    pub fn audio(
+        &mut self,
+        block: &mut AudioBlock,
+        call: AudioCall,
+        pool: &BufferPool<f32>,
+    ) -> anyhow::Result<Delivery> {
+        let ticks = self.audio_ticks;
+        let result = match self.ready() {
+            None => None,
+            Some(instance) => {
+                instance.set_deadline_ticks(ticks);
+                Some(instance.process_audio(call, &block.samples))
+            }
+        };
+        match result {
+            None => self.audio_fallback(block),
+            Some(Ok(output)) if output.is_empty() => return Ok(Delivery::DroppedByGuest),
+            Some(Ok(output)) => pool.give(std::mem::replace(&mut block.samples, output)),
+            Some(Err(fault)) => {
+                self.on_fault(
+                    fault,
+                    format_args!("process-audio (block at frame {})", block.first_frame),
+                )?;
+                self.audio_fallback(block);
+            }
+        }
+        self.make_safe(&mut block.samples);
+        Ok(Delivery::Send)
+    }
+
+    /// Runs one video frame through the guest, in place.
+    ///
+    /// # Errors
+    /// Only with `--on-fault stop`.
+    pub fn video(
+        &mut self,
+        frame: &mut VideoFrame,
+        call: VideoCall,
+        pool: &BufferPool<u8>,
+    ) -> anyhow::Result<Delivery> {
+        let ticks = self.video_ticks;
+        let result = match self.ready() {
+            None => None,
+            Some(instance) => {
+                instance.set_deadline_ticks(ticks);
+                Some(instance.process_video(call, &frame.pixels))
+            }
+        };
+        match result {
+            None => self.video_fallback(frame),
+            Some(Ok(output)) if output.is_empty() => return Ok(Delivery::DroppedByGuest),
+            Some(Ok(output)) => {
+                pool.give(std::mem::replace(&mut frame.pixels, output));
+                if self.policy.on_fault == FaultPolicy::Hold {
+                    self.last_good_frame.clone_from(&frame.pixels);
+                }
+            }
+            Some(Err(fault)) => {
+                self.on_fault(fault, format_args!("process-video (frame {})", frame.index))?;
+                self.video_fallback(frame);
+            }
+        }
+        Ok(Delivery::Send)
+    }
+
+    fn audio_fallback(&self, block: &mut AudioBlock) {
+        match self.policy.on_fault {
+            FaultPolicy::Bypass | FaultPolicy::Stop => {}
+            FaultPolicy::Mute | FaultPolicy::Hold => block.samples.fill(0.0),
+        }
+    }
+
+    fn video_fallback(&self, frame: &mut VideoFrame) {
+        let hold = self.policy.on_fault == FaultPolicy::Hold
+            && self.last_good_frame.len() == frame.pixels.len();
+        match self.policy.on_fault {
+            FaultPolicy::Bypass | FaultPolicy::Stop => {}
+            _ if hold => frame.pixels.copy_from_slice(&self.last_good_frame),
+            FaultPolicy::Mute | FaultPolicy::Hold => {
+                for pixel in frame.pixels.chunks_exact_mut(4) {
+                    pixel.copy_from_slice(&[0, 0, 0, 255]);
+                }
+            }
+        }
+    }
+
+    /// Replaces NaN/Inf with silence and, with the limiter on, clamps to
+    /// ±1.0 full scale, so no guest can blast the listener.
+    fn make_safe(&self, samples: &mut [f32]) {
+        let (mut nonfinite, mut limited) = (0u64, 0u64);
+        for sample in samples.iter_mut() {
+            if !sample.is_finite() {
+                *sample = 0.0;
+                nonfinite += 1;
+            } else if self.policy.limiter && sample.abs() > 1.0 {
+                *sample = sample.clamp(-1.0, 1.0);
+                limited += 1;
+            }
+        }
+        if nonfinite > 0 {
+            self.counters
+                .nonfinite_samples
+                .fetch_add(nonfinite, Relaxed);
+        }
+        if limited > 0 {
+            self.counters.limited_samples.fetch_add(limited, Relaxed);
+        }
+    }
+}
