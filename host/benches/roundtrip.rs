@@ -6,7 +6,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sandstream::guest::{
-    AudioCall, GuestInstance, GuestProgram, StreamFormats, VideoCall, new_engine,
+    AudioCall, GuestInstance, GuestProgram, StreamFormats, VideoCall, engine_for,
 };
 use sandstream::media::{AudioFormat, Fps, VideoFormat};
 use std::hint::black_box;
@@ -23,7 +23,9 @@ const VIDEO: VideoFormat = VideoFormat {
     fps: Fps { num: 30, den: 1 },
 };
 
-fn instance(name: &str) -> GuestInstance {
+/// A configured instance; `trusted` compiles without epoch checks (no
+/// deadlines), as `--trusted` does.
+fn instance(name: &str, trusted: bool) -> GuestInstance {
     let path = std::env::var_os("SANDSTREAM_GUESTS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/guests"))
@@ -33,7 +35,7 @@ fn instance(name: &str) -> GuestInstance {
         "{} missing: run `cargo xtask guests`",
         path.display()
     );
-    let engine = new_engine().unwrap();
+    let engine = engine_for(trusted).unwrap();
     let program = GuestProgram::load(&engine, &path, None).unwrap();
     let mut instance = program.instantiate().unwrap();
     let formats = StreamFormats {
@@ -66,18 +68,20 @@ fn audio(c: &mut Criterion) {
             }
         })
     });
-    let mut passthrough = instance("passthrough");
-    group.bench_function("guest passthrough (list path)", |b| {
-        b.iter(|| {
-            passthrough
-                .process_audio(call, black_box(&samples))
-                .unwrap()
-        })
-    });
-    let mut gain = instance("gain");
-    group.bench_function("guest gain (list path)", |b| {
-        b.iter(|| gain.process_audio(call, black_box(&samples)).unwrap())
-    });
+    for (mode, trusted) in [("sandboxed", false), ("trusted", true)] {
+        let mut passthrough = instance("passthrough", trusted);
+        group.bench_function(format!("guest passthrough, list path, {mode}"), |b| {
+            b.iter(|| {
+                passthrough
+                    .process_audio(call, black_box(&samples))
+                    .unwrap()
+            })
+        });
+        let mut gain = instance("gain", trusted);
+        group.bench_function(format!("guest gain, list path, {mode}"), |b| {
+            b.iter(|| gain.process_audio(call, black_box(&samples)).unwrap())
+        });
+    }
     group.finish();
 }
 
@@ -108,14 +112,16 @@ fn video(c: &mut Criterion) {
     group.bench_function("native grayscale", |b| {
         b.iter(|| native_grayscale(black_box(&frame), &mut out))
     });
-    let mut passthrough = instance("passthrough");
-    group.bench_function("guest passthrough (list path)", |b| {
-        b.iter(|| passthrough.process_video(call, black_box(&frame)).unwrap())
-    });
-    let mut grayscale = instance("grayscale");
-    group.bench_function("guest grayscale simd128 (list path)", |b| {
-        b.iter(|| grayscale.process_video(call, black_box(&frame)).unwrap())
-    });
+    for (mode, trusted) in [("sandboxed", false), ("trusted", true)] {
+        let mut passthrough = instance("passthrough", trusted);
+        group.bench_function(format!("guest passthrough, list path, {mode}"), |b| {
+            b.iter(|| passthrough.process_video(call, black_box(&frame)).unwrap())
+        });
+        let mut grayscale = instance("grayscale", trusted);
+        group.bench_function(format!("guest grayscale simd128, list path, {mode}"), |b| {
+            b.iter(|| grayscale.process_video(call, black_box(&frame)).unwrap())
+        });
+    }
     group.finish();
 }
 

@@ -137,6 +137,13 @@ struct SandboxArgs {
     /// Run without deadline checks, at full speed: for your own guests only.
     #[arg(long)]
     trusted: bool,
+    /// Let the guest read a host directory (read-only), seen by the guest at
+    /// GUEST_PATH or the same path (repeatable).
+    #[arg(long, value_name = "HOST_DIR[:GUEST_PATH]")]
+    grant_dir: Vec<String>,
+    /// Give the guest this host environment variable (repeatable).
+    #[arg(long, value_name = "KEY")]
+    grant_env: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -334,6 +341,28 @@ fn sandbox_policy(args: &SandboxArgs, file: &ConfigFile) -> anyhow::Result<Sandb
     }
     policy.limiter = !args.no_limiter && file.limiter.unwrap_or(true);
     policy.trusted = args.trusted || file.trusted.unwrap_or(false);
+    let file_dirs = file
+        .grant_dir
+        .clone()
+        .map(OneOrMany::into_vec)
+        .unwrap_or_default();
+    for spec in file_dirs.iter().chain(&args.grant_dir) {
+        policy
+            .grants
+            .grant_dir(spec)
+            .map_err(|e| anyhow::anyhow!(e))?;
+    }
+    let file_env = file
+        .grant_env
+        .clone()
+        .map(OneOrMany::into_vec)
+        .unwrap_or_default();
+    for key in file_env.iter().chain(&args.grant_env) {
+        policy
+            .grants
+            .grant_env(key)
+            .map_err(|e| anyhow::anyhow!(e))?;
+    }
     Ok(policy)
 }
 

@@ -55,6 +55,8 @@ pub struct ConfigFile {
     pub memory_limit: Option<u64>,
     pub limiter: Option<bool>,
     pub trusted: Option<bool>,
+    pub grant_dir: Option<OneOrMany>,
+    pub grant_env: Option<OneOrMany>,
     #[serde(default)]
     pub config: toml::Table,
 }

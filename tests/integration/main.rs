@@ -10,5 +10,6 @@ mod cache;
 mod cli_errors;
 mod hostile;
 mod interrupt;
+mod malformed;
 mod sandbox;
 mod video;

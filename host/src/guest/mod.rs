@@ -178,11 +178,16 @@ impl GuestProgram {
     /// # Errors
     /// When instantiation traps or an export has the wrong type.
     pub fn instantiate(&self) -> anyhow::Result<GuestInstance> {
-        Ok(self.instantiate_with(sandbox::DEFAULT_MEMORY_LIMIT, u64::MAX / 2)?)
+        Ok(self.instantiate_with(
+            &sandbox::Grants::default(),
+            sandbox::DEFAULT_MEMORY_LIMIT,
+            u64::MAX / 2,
+        )?)
     }
 
-    /// Creates a fresh instance with its own store. Nothing is granted: no
-    /// files, no network, no environment; stdout/stderr go to the log.
+    /// Creates a fresh instance with its own store. Nothing is granted but
+    /// `grants`: no files, no network, no environment by default;
+    /// stdout/stderr go to the log.
     /// Linear memory is capped at `memory_limit` bytes; instantiation and
     /// every later call get `deadline_ticks` epoch ticks (when the engine
     /// has epoch interruption on).
@@ -192,16 +197,24 @@ impl GuestProgram {
     /// has the wrong type.
     pub fn instantiate_with(
         &self,
+        grants: &sandbox::Grants,
         memory_limit: usize,
         deadline_ticks: u64,
     ) -> wasmtime::Result<GuestInstance> {
-        let wasi = WasiCtx::builder()
+        let mut builder = WasiCtx::builder();
+        builder
             .stdout(log_stream::LogStream::new(self.name.clone(), "stdout"))
             .stderr(log_stream::LogStream::new(self.name.clone(), "stderr"))
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+            .allow_ip_name_lookup(false);
+        for (host, guest) in &grants.dirs {
+            builder.preopened_dir(host, guest, wasmtime_wasi::FsPerms::ReadOnly)?;
+        }
+        for (key, value) in &grants.env {
+            builder.env(key, value);
+        }
+        let wasi = builder.build();
         let state = HostState {
             wasi,
             table: ResourceTable::new(),

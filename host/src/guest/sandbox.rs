@@ -57,9 +57,68 @@ impl FromStr for FaultPolicy {
     }
 }
 
+/// Capabilities given to a guest on purpose. Empty by default: nothing is
+/// granted unless the user names it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// Host directories preopened read-only, with the path the guest sees.
+    pub dirs: Vec<(std::path::PathBuf, String)>,
+    /// Environment variables copied from the host, with their values.
+    pub env: Vec<(String, String)>,
+}
+
+impl Grants {
+    pub fn is_empty(&self) -> bool {
+        self.dirs.is_empty() && self.env.is_empty()
+    }
+
+    /// Adds `HOST[:GUEST]` as a read-only preopened directory.
+    ///
+    /// # Errors
+    /// When the host path is not a directory.
+    pub fn grant_dir(&mut self, spec: &str) -> Result<(), String> {
+        let (host, guest) = match spec.split_once(':') {
+            Some((host, guest)) => (host, guest.to_string()),
+            None => (spec, spec.to_string()),
+        };
+        if !std::path::Path::new(host).is_dir() {
+            return Err(format!("--grant-dir {spec}: {host} is not a directory"));
+        }
+        self.dirs.push((host.into(), guest));
+        Ok(())
+    }
+
+    /// Copies the host's value of `key` into the guest's environment.
+    ///
+    /// # Errors
+    /// When the host has no such variable.
+    pub fn grant_env(&mut self, key: &str) -> Result<(), String> {
+        let value = std::env::var(key)
+            .map_err(|_| format!("--grant-env {key}: the variable is not set"))?;
+        self.env.push((key.to_string(), value));
+        Ok(())
+    }
+
+    /// One line for the start-up summary (values of variables not shown).
+    pub fn describe(&self) -> String {
+        if self.is_empty() {
+            return "nothing granted (no files, network or environment)".to_string();
+        }
+        let mut parts: Vec<String> = self
+            .dirs
+            .iter()
+            .map(|(host, guest)| format!("read-only dir {} as {guest}", host.display()))
+            .collect();
+        parts.extend(self.env.iter().map(|(key, _)| format!("env {key}")));
+        format!("GRANTED: {}; no network", parts.join(", "))
+    }
+}
+
 /// The sandbox settings of one run.
 #[derive(Debug, Clone)]
 pub struct SandboxPolicy {
+    /// Explicit capabilities (none by default).
+    pub grants: Grants,
     /// No epoch instrumentation: no deadlines, full speed. For the author's
     /// own code only.
     pub trusted: bool,
@@ -76,6 +135,7 @@ pub struct SandboxPolicy {
 impl Default for SandboxPolicy {
     fn default() -> Self {
         Self {
+            grants: Grants::default(),
             trusted: false,
             memory_limit: DEFAULT_MEMORY_LIMIT,
             deadline: None,

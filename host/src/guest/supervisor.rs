@@ -122,7 +122,11 @@ impl Supervisor {
     fn fresh_instance(&self) -> Result<GuestInstance, GuestFault> {
         let mut instance = self
             .program
-            .instantiate_with(self.policy.memory_limit, self.setup_ticks)
+            .instantiate_with(
+                &self.policy.grants,
+                self.policy.memory_limit,
+                self.setup_ticks,
+            )
             .map_err(GuestFault::Trap)?;
         instance.configure(&self.config, &self.formats)?;
         Ok(instance)

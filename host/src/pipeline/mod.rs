@@ -605,11 +605,15 @@ impl Streamer {
         }
         let sandbox = &self.sandbox;
         lines.push(if sandbox.trusted {
-            "sandbox: TRUSTED (no deadlines); no files, network or environment granted".to_string()
+            format!(
+                "sandbox: TRUSTED (no deadlines); {}",
+                sandbox.grants.describe()
+            )
         } else {
             format!(
-                "sandbox: no files, network or environment granted; deadline {:.1} ms audio / {:.1} ms video; \
-                 memory limit {} MiB; on fault: {:?}; limiter {}",
+                "sandbox: {}; deadline {:.1} ms audio / {:.1} ms video; memory limit {} MiB; \
+                 on fault: {:?}; limiter {}",
+                sandbox.grants.describe(),
                 self.deadlines.audio.as_secs_f64() * 1e3,
                 self.deadlines.video.as_secs_f64() * 1e3,
                 sandbox.memory_limit >> 20,
