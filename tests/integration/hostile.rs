@@ -143,6 +143,14 @@ fn assert_completed(run: &Run) {
     // A host panic reads "thread '…' panicked at"; guest panics are logged
     // as "guest panicked: …".
     assert!(!run.log.contains("thread '"), "host panic: {}", run.log);
+    // Largest resident size of any child this test process has waited for:
+    // whatever a guest does, the host stays under this bound.
+    let peak_kib = children_peak_rss_kib();
+    assert!(
+        peak_kib < 768 * 1024,
+        "a child peaked at {} MiB",
+        peak_kib / 1024
+    );
 }
 
 /// Every block is the guest's (0.5) or the fallback (`fallback`), and at

@@ -11,6 +11,11 @@ const MAX_LINE: usize = 4096;
 /// guest cannot flood the log (or the disk behind it).
 const MAX_TOTAL: usize = 256 * 1024;
 
+/// Lines per second an instance may log; the excess in each second is
+/// dropped and counted, so a chatty guest cannot stall the processing
+/// thread on log I/O.
+const MAX_LINES_PER_SECOND: u32 = 50;
+
 /// A WASI output stream that writes complete lines to `tracing`.
 #[derive(Clone)]
 pub struct LogStream {
@@ -23,7 +28,36 @@ pub struct LogStream {
 struct Pending {
     line: Vec<u8>,
     logged: usize,
-    dropped: usize,
+    /// Start of the current one-second window, and lines seen in it.
+    window: Option<std::time::Instant>,
+    lines_in_window: u32,
+}
+
+impl Pending {
+    /// May another line be logged now? Announces the first line dropped in
+    /// each one-second window.
+    fn admit(&mut self, guest: &str, stream: &str) -> bool {
+        let now = std::time::Instant::now();
+        if self
+            .window
+            .is_none_or(|start| now - start >= std::time::Duration::from_secs(1))
+        {
+            self.window = Some(now);
+            self.lines_in_window = 0;
+        }
+        if self.lines_in_window < MAX_LINES_PER_SECOND {
+            self.lines_in_window += 1;
+            return true;
+        }
+        if self.lines_in_window == MAX_LINES_PER_SECOND {
+            self.lines_in_window += 1;
+            tracing::warn!(
+                target: "guest",
+                "[{guest} {stream}] over {MAX_LINES_PER_SECOND} lines/s: the rest of this second is dropped"
+            );
+        }
+        false
+    }
 }
 
 impl LogStream {
@@ -38,14 +72,15 @@ impl LogStream {
     fn push(&self, bytes: &[u8]) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if pending.logged >= MAX_TOTAL {
-            pending.dropped += bytes.len();
             return;
         }
         for &byte in bytes {
             if byte == b'\n' {
                 let line = std::mem::take(&mut pending.line);
                 pending.logged += line.len() + 1;
-                self.emit(&line);
+                if pending.admit(&self.guest, self.stream) {
+                    self.emit(&line);
+                }
                 if pending.logged >= MAX_TOTAL {
                     tracing::warn!(
                         target: "guest",
