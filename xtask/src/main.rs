@@ -24,6 +24,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("not-an-effect", "tests/guests/not-an-effect"),
     ("chatty", "tests/guests/chatty"),
     ("hostile", "tests/guests/hostile"),
+    ("double", "tests/guests/double"),
 ];
 
 const WASM_TARGET: &str = "wasm32-wasip2";

@@ -10,6 +10,7 @@ mod inspect;
 mod log_stream;
 pub mod sandbox;
 pub mod supervisor;
+pub mod swap;
 
 pub use cache::{CacheOutcome, CompileCache};
 pub use engine::{engine_for, new_engine};
@@ -234,6 +235,7 @@ impl GuestProgram {
             Some(indices) => Some(indices.load(&mut store, &instance)?),
             None => None,
         };
+        LIVE_INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(GuestInstance {
             name: self.name.clone(),
             deadline_ticks,
@@ -341,6 +343,21 @@ pub struct VideoCall {
     pub timestamp_ns: u64,
     pub index: u64,
     pub format: VideoFormat,
+}
+
+/// Guest instances alive in this process: lets tests prove that restarts
+/// and swaps leak nothing.
+static LIVE_INSTANCES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many guest instances exist right now, in the whole process.
+pub fn live_instances() -> usize {
+    LIVE_INSTANCES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+impl Drop for GuestInstance {
+    fn drop(&mut self) {
+        LIVE_INSTANCES.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// One live instance of a guest, with its own store. Not shared between

@@ -9,6 +9,7 @@
 //! prepare an instance, then switch.
 
 use super::sandbox::{self, FaultPolicy, SandboxPolicy};
+use super::swap::Prepared;
 use super::{AudioCall, GuestFault, GuestInstance, GuestProgram, StreamFormats, VideoCall};
 use crate::media::{AudioBlock, BufferPool, VideoFrame};
 use crate::pipeline::Counters;
@@ -50,8 +51,43 @@ pub struct Supervisor {
     last_good_frame: Vec<u8>,
 }
 
+/// A fresh instance of `program`, instantiated and configured under the
+/// setup deadline.
+///
+/// # Errors
+/// The fault of instantiation or `configure`.
+pub fn prepare_instance(
+    program: &GuestProgram,
+    policy: &SandboxPolicy,
+    deadlines: &Deadlines,
+    config: &Vec<(String, String)>,
+    formats: &StreamFormats,
+) -> Result<GuestInstance, GuestFault> {
+    prepare_instance_ticks(
+        program,
+        policy,
+        sandbox::ticks_for(deadlines.setup),
+        config,
+        formats,
+    )
+}
+
+fn prepare_instance_ticks(
+    program: &GuestProgram,
+    policy: &SandboxPolicy,
+    setup_ticks: u64,
+    config: &Vec<(String, String)>,
+    formats: &StreamFormats,
+) -> Result<GuestInstance, GuestFault> {
+    let mut instance = program
+        .instantiate_with(&policy.grants, policy.memory_limit, setup_ticks)
+        .map_err(GuestFault::Trap)?;
+    instance.configure(config, formats)?;
+    Ok(instance)
+}
+
 /// How long each kind of call may run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Deadlines {
     pub audio: Duration,
     pub video: Duration,
@@ -120,16 +156,27 @@ impl Supervisor {
     }
 
     fn fresh_instance(&self) -> Result<GuestInstance, GuestFault> {
-        let mut instance = self
-            .program
-            .instantiate_with(
-                &self.policy.grants,
-                self.policy.memory_limit,
-                self.setup_ticks,
-            )
-            .map_err(GuestFault::Trap)?;
-        instance.configure(&self.config, &self.formats)?;
-        Ok(instance)
+        prepare_instance_ticks(
+            &self.program,
+            &self.policy,
+            self.setup_ticks,
+            &self.config,
+            &self.formats,
+        )
+    }
+
+    /// Switches to a prepared guest (a hot swap or a reconfiguration)
+    /// between two blocks: the old instance is dropped, fault history and
+    /// quarantine start over.
+    pub fn install(&mut self, prepared: Prepared) {
+        tracing::info!("{} (guest {})", prepared.what, prepared.program.name());
+        self.program = prepared.program;
+        self.config = prepared.config;
+        self.instance = Some(prepared.instance);
+        self.recent_faults.clear();
+        self.restart_at = None;
+        self.quarantined = false;
+        self.counters.swaps.fetch_add(1, Relaxed);
     }
 
     /// The instance to call, restarting one after a fault once its backoff

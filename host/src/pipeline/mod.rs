@@ -12,6 +12,7 @@ pub use sync::{Aligner, Released};
 use crate::clock;
 use crate::guest::sandbox::{self, EpochTicker};
 use crate::guest::supervisor::Deadlines;
+use crate::guest::swap::{ControlHandle, Controller, FileWatcher};
 use crate::guest::{
     CompileCache, GuestProgram, SandboxPolicy, StreamFormats, Supervisor, World, engine_for,
 };
@@ -231,16 +232,16 @@ impl StreamerBuilder {
     /// Any bad input: the guest file, an input or output, conflicting
     /// formats, or the guest refusing its configuration.
     pub fn build(self) -> anyhow::Result<Streamer> {
+        let cache = match &self.cache {
+            CacheSetting::Default => CompileCache::default_location(),
+            CacheSetting::Dir(dir) => Some(CompileCache::new(dir)),
+            CacheSetting::Off => None,
+        };
         let program = match self.guest {
             None => bail!("no guest given"),
             Some(GuestChoice::Program(program)) => program,
             Some(GuestChoice::Path(path)) => {
                 let engine = engine_for(self.sandbox.trusted)?;
-                let cache = match &self.cache {
-                    CacheSetting::Default => CompileCache::default_location(),
-                    CacheSetting::Dir(dir) => Some(CompileCache::new(dir)),
-                    CacheSetting::Off => None,
-                };
                 let program = GuestProgram::load(&engine, &path, cache.as_ref())
                     .with_context(|| format!("cannot use {} as a guest", path.display()))?;
                 Arc::new(program)
@@ -318,6 +319,15 @@ impl StreamerBuilder {
         };
         let deadlines = deadlines(&self.sandbox, self.realtime, &formats);
         let run = Arc::new(RunControl::default());
+        let controller = Controller {
+            program: program.clone(),
+            config: self.config.clone(),
+            formats,
+            policy: self.sandbox.clone(),
+            deadlines,
+            cache,
+            counters: run.counters.clone(),
+        };
         let supervisor = Supervisor::start(
             program.clone(),
             self.config,
@@ -330,6 +340,7 @@ impl StreamerBuilder {
         Ok(Streamer {
             program,
             supervisor,
+            controller,
             run,
             ticker,
             sandbox: self.sandbox,
@@ -548,6 +559,7 @@ fn open_video(
 pub struct Streamer {
     program: Arc<GuestProgram>,
     supervisor: Supervisor,
+    controller: Controller,
     run: Arc<RunControl>,
     ticker: Option<EpochTicker>,
     sandbox: SandboxPolicy,
@@ -750,10 +762,20 @@ impl Streamer {
             );
         }
 
+        // Swaps and reconfigurations are prepared on their own thread; the
+        // processing thread only switches. The controller is not joined: it
+        // ends when the last ControlHandle is dropped.
+        let (control, commands) = Controller::channel();
+        let (prepared_tx, prepared_rx) = crossbeam_channel::bounded(1);
+        let controller = self.controller;
+        std::thread::Builder::new()
+            .name("sandstream-control".into())
+            .spawn(move || controller.run(commands, prepared_tx))
+            .context("spawning the control thread")?;
         let (guest, run_p) = (self.supervisor, run.clone());
         spawn(
             "process",
-            Box::new(move || stages::process(guest, lanes, run_p)),
+            Box::new(move || stages::process(guest, lanes, prepared_rx, run_p)),
         )?;
 
         if let (Some(audio), Some(video)) = (audio_to_sync, video_to_sync) {
@@ -773,6 +795,8 @@ impl Streamer {
             audio_writer,
             video_writer,
             _ticker: self.ticker,
+            control,
+            watcher: None,
         })
     }
 }
@@ -796,9 +820,26 @@ pub struct RunningStream {
     video_writer: Option<JoinHandle<Vec<Box<dyn VideoSink>>>>,
     /// Drives deadlines until the stream ends.
     _ticker: Option<EpochTicker>,
+    control: ControlHandle,
+    watcher: Option<FileWatcher>,
 }
 
 impl RunningStream {
+    /// Swaps guests and changes configuration while running.
+    pub fn control(&self) -> ControlHandle {
+        self.control.clone()
+    }
+
+    /// Swaps to the file at `path` whenever it changes (validated first: a
+    /// broken save leaves the running guest in place).
+    ///
+    /// # Errors
+    /// When the file's directory cannot be watched.
+    pub fn watch(&mut self, path: &std::path::Path) -> anyhow::Result<()> {
+        self.watcher = Some(FileWatcher::start(path, self.control.clone())?);
+        Ok(())
+    }
+
     /// Asks the stream to stop; then call [`RunningStream::wait`].
     pub fn stop(&self) {
         self.run.request_stop();

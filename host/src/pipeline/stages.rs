@@ -5,6 +5,7 @@
 use super::stats::Counters;
 use super::sync::{Aligner, Released};
 use crate::clock;
+use crate::guest::swap::Prepared;
 use crate::guest::{AudioCall, Delivery, Supervisor, VideoCall};
 use crate::media::{AudioBlock, AudioFormat, BufferPool, Fps, VideoFormat, VideoFrame};
 use crate::sink::{AudioSink, VideoSink};
@@ -209,7 +210,14 @@ pub struct ProcessLanes {
 
 /// Owns the guest instance: one thread enters it, so calls never overlap.
 /// Streams the guest does not process pass through untouched.
-pub fn process(mut guest: Supervisor, lanes: ProcessLanes, run: Arc<RunControl>) {
+/// Swaps prepared by the controller are installed between two blocks, so
+/// every block is processed by exactly one guest.
+pub fn process(
+    mut guest: Supervisor,
+    lanes: ProcessLanes,
+    swaps: Receiver<Prepared>,
+    run: Arc<RunControl>,
+) {
     let ProcessLanes { audio, video } = lanes;
     let (audio_rx, mut audio_tx, audio_pool, audio_format) = split(audio);
     let (video_rx, mut video_tx, video_pool, video_format) = split(video);
@@ -220,6 +228,9 @@ pub fn process(mut guest: Supervisor, lanes: ProcessLanes, run: Arc<RunControl>)
     while audio_tx.is_some() || video_tx.is_some() {
         let op = select.select();
         let index = op.index();
+        while let Ok(prepared) = swaps.try_recv() {
+            guest.install(prepared);
+        }
         let result = if let (Some(i), Some(rx)) = (audio_index, &audio_rx)
             && i == index
         {

@@ -32,6 +32,8 @@ pub struct Counters {
     pub quarantines: AtomicU64,
     pub nonfinite_samples: AtomicU64,
     pub limited_samples: AtomicU64,
+    pub swaps: AtomicU64,
+    pub swap_failures: AtomicU64,
 }
 
 /// What a run did, returned by [`crate::RunningStream::wait`].
@@ -75,6 +77,10 @@ pub struct Report {
     pub nonfinite_samples: u64,
     /// Samples the safety limiter brought back to ±1.0.
     pub limited_samples: u64,
+    /// Guests swapped in or reconfigured while running.
+    pub swaps: u64,
+    /// Swaps or reconfigurations refused (the running guest stayed).
+    pub swap_failures: u64,
 }
 
 impl Report {
@@ -118,6 +124,8 @@ impl Counters {
             quarantines: self.quarantines.load(Relaxed),
             nonfinite_samples: self.nonfinite_samples.load(Relaxed),
             limited_samples: self.limited_samples.load(Relaxed),
+            swaps: self.swaps.load(Relaxed),
+            swap_failures: self.swap_failures.load(Relaxed),
         }
     }
 }
@@ -172,6 +180,13 @@ impl fmt::Display for Report {
                 f,
                 "audio safety: {} NaN/Inf samples silenced, {} samples limited to full scale",
                 self.nonfinite_samples, self.limited_samples
+            )?;
+        }
+        if self.swaps + self.swap_failures > 0 {
+            writeln!(
+                f,
+                "swaps: {} done, {} refused",
+                self.swaps, self.swap_failures
             )?;
         }
         if self.sync_forced_releases > 0 {
