@@ -111,6 +111,14 @@ struct RunArgs {
     /// fast as possible).
     #[arg(long)]
     realtime: bool,
+    /// Swap in the guest file whenever it changes (validated first: a broken
+    /// save keeps the running guest).
+    #[arg(long)]
+    watch: bool,
+    /// Read live commands from stdin: `swap PATH`, `set KEY=VALUE`,
+    /// `stats`, `stop`, `help`.
+    #[arg(long)]
+    commands: bool,
     #[command(flatten)]
     cache: CacheArgs,
     #[command(flatten)]
@@ -144,6 +152,35 @@ struct SandboxArgs {
     /// Give the guest this host environment variable (repeatable).
     #[arg(long, value_name = "KEY")]
     grant_env: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guest::swap::Command;
+
+    #[test]
+    fn live_commands_parse() {
+        assert_eq!(
+            parse_command("swap /a b.wasm").unwrap(),
+            Some(LiveCommand::Control(Command::Swap("/a b.wasm".into())))
+        );
+        assert_eq!(
+            parse_command("  set gain=2 ").unwrap(),
+            Some(LiveCommand::Control(Command::Set(
+                "gain".into(),
+                "2".into()
+            )))
+        );
+        assert_eq!(parse_command("stats").unwrap(), Some(LiveCommand::Stats));
+        assert_eq!(parse_command("").unwrap(), None);
+        assert!(
+            parse_command("swap")
+                .unwrap_err()
+                .contains("unknown command")
+        );
+        assert!(parse_command("set gain").unwrap_err().contains("KEY=VALUE"));
+    }
 }
 
 #[derive(Debug, Args)]
@@ -231,10 +268,17 @@ fn init_logging(quiet: bool, verbose: bool) {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
+    let (watch, commands, guest) = (args.watch, args.commands, args.guest.clone());
     let builder = builder_from_args(args)?;
     let streamer = builder.build()?;
     tracing::info!("{}", streamer.describe().replace('\n', "\n  "));
-    let running = streamer.start()?;
+    let mut running = streamer.start()?;
+    if watch {
+        running.watch(&guest)?;
+    }
+    if commands {
+        spawn_command_reader(&running)?;
+    }
     let stop = running.stop_handle();
     let mut interrupts = 0;
     let _ = ctrlc::set_handler(move || {
@@ -249,6 +293,61 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let report = running.wait()?;
     eprint!("{report}");
     Ok(())
+}
+
+/// Live control on stdin, one command per line; ends at end of input.
+fn spawn_command_reader(running: &crate::RunningStream) -> anyhow::Result<()> {
+    let (control, stop, stats) = (
+        running.control(),
+        running.stop_handle(),
+        running.stats_handle(),
+    );
+    std::thread::Builder::new()
+        .name("sandstream-stdin".into())
+        .spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(line) = line else { break };
+                match parse_command(&line) {
+                    Ok(Some(LiveCommand::Control(command))) => control.send(command),
+                    Ok(Some(LiveCommand::Stats)) => eprint!("{}", stats.report()),
+                    Ok(Some(LiveCommand::Stop)) => stop.stop(),
+                    Ok(None) => {}
+                    Err(message) => eprintln!("{message}"),
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// A line typed while running.
+#[derive(Debug, PartialEq)]
+enum LiveCommand {
+    Control(crate::guest::swap::Command),
+    Stats,
+    Stop,
+}
+
+const COMMAND_HELP: &str = "commands: swap PATH | set KEY=VALUE | stats | stop | help";
+
+fn parse_command(line: &str) -> Result<Option<LiveCommand>, String> {
+    use crate::guest::swap::Command;
+    let line = line.trim();
+    let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    let rest = rest.trim();
+    match (word, rest) {
+        ("", _) => Ok(None),
+        ("swap", path) if !path.is_empty() => {
+            Ok(Some(LiveCommand::Control(Command::Swap(path.into()))))
+        }
+        ("set", pair) => {
+            let (key, value) = parse_key_value(pair)?;
+            Ok(Some(LiveCommand::Control(Command::Set(key, value))))
+        }
+        ("stats", "") => Ok(Some(LiveCommand::Stats)),
+        ("stop", "") => Ok(Some(LiveCommand::Stop)),
+        ("help", _) => Err(COMMAND_HELP.to_string()),
+        _ => Err(format!("unknown command `{line}`; {COMMAND_HELP}")),
+    }
 }
 
 fn builder_from_args(args: RunArgs) -> anyhow::Result<StreamerBuilder> {

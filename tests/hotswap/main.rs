@@ -30,6 +30,13 @@ impl AudioSink for Recorder {
     }
 }
 
+/// The tests here count instances in the whole process: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn resident_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
@@ -47,6 +54,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 #[test]
 fn a_hundred_swaps_in_real_time_lose_and_mix_nothing() {
+    let _serial = serial();
     const RATE: u64 = 48_000;
     const BLOCK: u64 = 480;
     let recorder = Recorder::default();
@@ -134,4 +142,156 @@ fn a_hundred_swaps_in_real_time_lose_and_mix_nothing() {
         halved > 0 && doubled > 0,
         "{halved} halved, {doubled} doubled"
     );
+}
+
+/// Saves like an editor: write a temporary file, rename it over the target.
+fn save(path: &std::path::Path, bytes: &[u8]) {
+    let tmp = path.with_extension("swp");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// How the output blocks written after `from` relate to the input tone.
+fn ratios_since(recorder: &Recorder, from: usize, rate: u64) -> Vec<f64> {
+    let blocks = recorder.0.lock().unwrap();
+    blocks[from..]
+        .iter()
+        .map(|block| {
+            let tone =
+                |n: u64| 0.5 * (std::f64::consts::TAU * 440.0 * n as f64 / rate as f64).sin();
+            let (mut dot, mut norm) = (0.0, 0.0);
+            for (k, sample) in block.samples.iter().enumerate() {
+                let input = tone(block.first_frame + k as u64);
+                dot += f64::from(*sample) * input;
+                norm += input * input;
+            }
+            dot / norm
+        })
+        .collect()
+}
+
+#[test]
+fn broken_saves_keep_the_running_guest_and_a_fixed_save_swaps_in() {
+    let _serial = serial();
+    const RATE: u64 = 48_000;
+    let dir = scratch("watch");
+    let live = dir.join("effect.wasm");
+    std::fs::copy(guest("gain"), &live).unwrap();
+    let recorder = Recorder::default();
+    let mut running = Streamer::builder()
+        .guest_path(&live)
+        .set("gain", "0.5")
+        .cache(sandstream::CacheSetting::Dir(cache_dir()))
+        .audio_input(AudioInputSpec::Tone(440.0))
+        .sample_rate(RATE as u32)
+        .channels(1)
+        .block_frames(480)
+        .realtime(true)
+        .audio_sink(Box::new(recorder.clone()))
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
+    running.watch(&live).unwrap();
+    let control = running.control();
+    let written = || recorder.0.lock().unwrap().len();
+
+    // Each broken save is refused with its reason; gain 0.5 keeps running.
+    let mut refused = 0;
+    let mut expect_refusal = |action: &dyn Fn(), reason: &str| {
+        action();
+        refused += 1;
+        wait_until("the refusal", || running.report().swap_failures >= refused);
+        let why = running.report().last_swap_error.unwrap_or_default();
+        assert!(why.contains(reason), "expected `{reason}` in: {why}");
+        let mark = written();
+        wait_until("more output", || written() >= mark + 3);
+        assert!(
+            ratios_since(&recorder, mark, RATE)
+                .iter()
+                .all(|r| (r - 0.5).abs() < 1e-3),
+            "old guest still runs"
+        );
+    };
+    expect_refusal(
+        &|| std::fs::write(&live, b"half-written garbage").unwrap(),
+        "not a WebAssembly file",
+    );
+    let grayscale = std::fs::read(guest("grayscale")).unwrap();
+    expect_refusal(
+        &|| save(&live, &grayscale),
+        "implements sandstream:av/video-effect",
+    );
+
+    let double = std::fs::read(guest("double")).unwrap();
+    let mut swaps = 0;
+    let mut reconfigure = |value: &str| {
+        control.set("double-fault", value);
+        swaps += 1;
+        wait_until("the reconfiguration", || running.report().swaps >= swaps);
+    };
+    reconfigure("setup");
+    expect_refusal(&|| save(&live, &double), "double refuses to start");
+    reconfigure("trap");
+    expect_refusal(&|| save(&live, &double), "on a test block");
+
+    // Fixed: the same file now swaps in.
+    reconfigure("none");
+    let before = running.report().swaps;
+    save(&live, &double);
+    wait_until("the swap", || running.report().swaps > before);
+    let mark = written();
+    wait_until("more output", || written() >= mark + 3);
+    assert!(
+        ratios_since(&recorder, mark + 1, RATE)
+            .iter()
+            .all(|r| (r - 2.0).abs() < 1e-3),
+        "double now runs"
+    );
+
+    running.stop();
+    let report = running.wait().unwrap();
+    assert_eq!(report.swap_failures, 4, "{report:?}");
+    assert_eq!(report.audio_overruns, 0);
+}
+
+/// Measures file save -> new guest active (cache miss, then hit). Not a
+/// pass/fail timing test: run with `--ignored --nocapture` and read the
+/// numbers (docs/PERFORMANCE.md).
+#[test]
+#[ignore]
+fn measure_save_to_active() {
+    let _serial = serial();
+    let dir = scratch("swap-latency");
+    let live = dir.join("effect.wasm");
+    std::fs::copy(guest("gain"), &live).unwrap();
+    let mut running = Streamer::builder()
+        .guest_path(&live)
+        .cache(sandstream::CacheSetting::Dir(dir.join("cache")))
+        .audio_input(AudioInputSpec::Silence)
+        .block_frames(480)
+        .realtime(true)
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
+    running.watch(&live).unwrap();
+    let double = std::fs::read(guest("double")).unwrap();
+    let gain = std::fs::read(guest("gain")).unwrap();
+    for (label, bytes) in [
+        ("uncached", &double),
+        ("cached", &gain),
+        ("cached", &double),
+    ] {
+        let before = running.report().swaps;
+        let start = Instant::now();
+        save(&live, bytes);
+        wait_until("the swap", || running.report().swaps > before);
+        eprintln!(
+            "save -> active ({label}): {:.1} ms",
+            start.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    running.stop();
+    running.wait().unwrap();
 }

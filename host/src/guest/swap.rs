@@ -4,19 +4,20 @@
 //! processing thread, which switches between two blocks. If any step fails
 //! the running guest stays and the log says why.
 
-use super::sandbox::SandboxPolicy;
+use super::sandbox::{self, SandboxPolicy};
 use super::supervisor::{Deadlines, prepare_instance};
-use super::{CompileCache, GuestInstance, GuestProgram, StreamFormats};
+use super::{
+    AudioCall, CompileCache, GuestFault, GuestInstance, GuestProgram, StreamFormats, VideoCall,
+};
 use crate::pipeline::Counters;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 /// Rename-saves and chunked writes arrive as bursts of events: wait this
 /// long after the last one before loading.
-const SETTLE: Duration = Duration::from_millis(30);
+const SETTLE: Duration = Duration::from_millis(5);
 
 /// What the user (or the file watcher) asks of a running stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,8 +107,8 @@ impl Controller {
                     self.config = config;
                 }
                 Err(why) => {
-                    self.counters.swap_failures.fetch_add(1, Relaxed);
                     tracing::warn!("keeping guest {} running: {why}", self.program.name());
+                    self.counters.refuse_swap(why);
                 }
             }
         }
@@ -127,6 +128,29 @@ impl Controller {
                 (self.program.clone(), config, format!("set {key}={value}"))
             }
         };
+        let failed = |fault: GuestFault| {
+            format!(
+                "{what} failed: guest {} {fault} while starting",
+                program.name()
+            )
+        };
+        // A dry run on a throwaway instance: a guest that traps on its first
+        // block is refused here, not after it has replaced a working one.
+        let mut probe = prepare_instance(
+            &program,
+            &self.policy,
+            &self.deadlines,
+            &config,
+            &self.formats,
+        )
+        .map_err(failed)?;
+        self.dry_run(&mut probe).map_err(|fault| {
+            format!(
+                "{what} failed: guest {} {fault} on a test block",
+                program.name()
+            )
+        })?;
+        drop(probe);
         let instance = prepare_instance(
             &program,
             &self.policy,
@@ -134,18 +158,40 @@ impl Controller {
             &config,
             &self.formats,
         )
-        .map_err(|fault| {
-            format!(
-                "{what} failed: guest {} {fault} while starting",
-                program.name()
-            )
-        })?;
+        .map_err(failed)?;
         Ok(Prepared {
             program,
             instance,
             config,
             what,
         })
+    }
+
+    /// One silent block and one black frame through `instance`, under the
+    /// real deadlines, with the output checked as the supervisor would.
+    fn dry_run(&self, instance: &mut GuestInstance) -> Result<(), GuestFault> {
+        if let Some((format, block)) = self.formats.audio {
+            instance.set_deadline_ticks(sandbox::ticks_for(self.deadlines.audio));
+            let samples = vec![0.0; block as usize * usize::from(format.channels)];
+            let call = AudioCall {
+                timestamp_ns: 0,
+                first_frame: 0,
+                format,
+            };
+            instance.process_audio(call, &samples)?;
+        }
+        if let Some(format) = self.formats.video {
+            instance.set_deadline_ticks(sandbox::ticks_for(self.deadlines.video));
+            let pixels: Vec<u8> =
+                [0, 0, 0, 255].repeat(format.width as usize * format.height as usize);
+            let call = VideoCall {
+                timestamp_ns: 0,
+                index: 0,
+                format,
+            };
+            instance.process_video(call, &pixels)?;
+        }
+        Ok(())
     }
 
     fn load(&self, path: &Path) -> Result<Arc<GuestProgram>, String> {
@@ -201,9 +247,7 @@ impl FileWatcher {
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 let Ok(event) = event else { return };
-                if matches!(event.kind, EventKind::Access(_))
-                    || !event.paths.iter().any(|p| *p == target)
-                {
+                if matches!(event.kind, EventKind::Access(_)) || !event.paths.contains(&target) {
                     return;
                 }
                 control.send(Command::FileChanged(target.clone()));

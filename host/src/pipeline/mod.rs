@@ -801,6 +801,16 @@ impl Streamer {
     }
 }
 
+/// Reads a running stream's counters from another thread.
+#[derive(Clone)]
+pub struct StatsHandle(Arc<RunControl>);
+
+impl StatsHandle {
+    pub fn report(&self) -> Report {
+        self.0.counters.report()
+    }
+}
+
 /// Stops a running stream from another thread (e.g. a Ctrl-C handler).
 #[derive(Clone)]
 pub struct StopHandle(Arc<RunControl>);
@@ -847,6 +857,10 @@ impl RunningStream {
 
     pub fn stop_handle(&self) -> StopHandle {
         StopHandle(self.run.clone())
+    }
+
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle(self.run.clone())
     }
 
     /// The counters so far.

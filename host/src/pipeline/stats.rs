@@ -34,6 +34,18 @@ pub struct Counters {
     pub limited_samples: AtomicU64,
     pub swaps: AtomicU64,
     pub swap_failures: AtomicU64,
+    last_swap_error: std::sync::Mutex<Option<String>>,
+}
+
+impl Counters {
+    /// Counts a refused swap and keeps its reason for the report.
+    pub fn refuse_swap(&self, why: String) {
+        self.swap_failures.fetch_add(1, Relaxed);
+        *self
+            .last_swap_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(why);
+    }
 }
 
 /// What a run did, returned by [`crate::RunningStream::wait`].
@@ -81,6 +93,8 @@ pub struct Report {
     pub swaps: u64,
     /// Swaps or reconfigurations refused (the running guest stayed).
     pub swap_failures: u64,
+    /// Why the last one was refused.
+    pub last_swap_error: Option<String>,
 }
 
 impl Report {
@@ -126,6 +140,11 @@ impl Counters {
             limited_samples: self.limited_samples.load(Relaxed),
             swaps: self.swaps.load(Relaxed),
             swap_failures: self.swap_failures.load(Relaxed),
+            last_swap_error: self
+                .last_swap_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }
