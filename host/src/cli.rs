@@ -119,6 +119,9 @@ struct RunArgs {
     /// `stats`, `stop`, `help`.
     #[arg(long)]
     commands: bool,
+    /// Crossfade audio from the old guest to the new one on a swap.
+    #[arg(long, value_name = "MS")]
+    crossfade: Option<f64>,
     #[command(flatten)]
     cache: CacheArgs,
     #[command(flatten)]
@@ -409,6 +412,12 @@ fn builder_from_args(args: RunArgs) -> anyhow::Result<StreamerBuilder> {
             bail!("--max-unsynced must be a non-negative number of milliseconds, got {ms}");
         }
         builder = builder.max_unsynced(Duration::from_secs_f64(ms / 1000.0));
+    }
+    if let Some(ms) = args.crossfade {
+        if !(ms.is_finite() && (0.0..=10_000.0).contains(&ms)) {
+            bail!("--crossfade must be between 0 and 10000 ms, got {ms}");
+        }
+        builder = builder.crossfade(Duration::from_secs_f64(ms / 1000.0));
     }
     let sandbox = sandbox_policy(&args.sandbox, &file)?;
     Ok(builder

@@ -295,3 +295,70 @@ fn measure_save_to_active() {
     running.stop();
     running.wait().unwrap();
 }
+
+#[test]
+fn crossfade_ramps_from_the_old_guest_to_the_new_one() {
+    let _serial = serial();
+    const RATE: u64 = 48_000;
+    const FADE_FRAMES: u64 = 960; // 20 ms
+    let recorder = Recorder::default();
+    let running = Streamer::builder()
+        .guest_path(guest("gain"))
+        .set("gain", "0.5")
+        .cache(sandstream::CacheSetting::Dir(cache_dir()))
+        .audio_input(AudioInputSpec::Tone(440.0))
+        .sample_rate(RATE as u32)
+        .channels(1)
+        .block_frames(480)
+        .crossfade(Duration::from_millis(20))
+        .realtime(true)
+        .audio_sink(Box::new(recorder.clone()))
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
+    let written = || recorder.0.lock().unwrap().len();
+    wait_until("some output", || written() >= 3);
+    running.control().swap(guest("double"));
+    wait_until("the swap", || running.report().swaps >= 1);
+    let mark = written();
+    wait_until("the fade and after", || written() >= mark + 6);
+    running.stop();
+    running.wait().unwrap();
+
+    let blocks = recorder.0.lock().unwrap();
+    let tone = |n: u64| 0.5 * (std::f64::consts::TAU * 440.0 * n as f64 / RATE as f64).sin();
+    let gain_of = |block: &AudioBlock| {
+        let (mut dot, mut norm) = (0.0, 0.0);
+        for (k, s) in block.samples.iter().enumerate() {
+            dot += f64::from(*s) * tone(block.first_frame + k as u64);
+            norm += tone(block.first_frame + k as u64).powi(2);
+        }
+        dot / norm
+    };
+    let first_new = blocks
+        .iter()
+        .position(|b| (gain_of(b) - 0.5).abs() > 1e-3)
+        .expect("the swap shows");
+    assert!(
+        blocks[..first_new]
+            .iter()
+            .all(|b| (gain_of(b) - 0.5).abs() < 1e-3)
+    );
+    let fade_start = blocks[first_new].first_frame;
+    for block in &blocks[first_new..] {
+        for (k, sample) in block.samples.iter().enumerate() {
+            let n = block.first_frame + k as u64;
+            let w = ((n - fade_start) as f64 / FADE_FRAMES as f64).min(1.0);
+            let expected = tone(n) * (0.5 * (1.0 - w) + 2.0 * w);
+            assert!(
+                (f64::from(*sample) - expected).abs() < 1e-4,
+                "frame {n}: {sample} vs {expected}"
+            );
+        }
+    }
+    assert!(
+        blocks.len() > first_new + 2,
+        "blocks after the fade were checked too"
+    );
+}

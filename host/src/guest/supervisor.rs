@@ -49,6 +49,17 @@ pub struct Supervisor {
     quarantined: bool,
     /// For `hold`: the last frame the guest produced.
     last_good_frame: Vec<u8>,
+    /// Audio frames over which a swapped-out guest fades into the new one.
+    crossfade_frames: u64,
+    fade: Option<FadeOut>,
+    /// The input of the current block, for the fading-out guest.
+    fade_input: Vec<f32>,
+}
+
+/// A swapped-out instance still running while its output fades out.
+struct FadeOut {
+    instance: GuestInstance,
+    done: u64,
 }
 
 /// A fresh instance of `program`, instantiated and configured under the
@@ -123,6 +134,9 @@ impl Supervisor {
             restart_at: None,
             quarantined: false,
             last_good_frame: Vec::new(),
+            crossfade_frames: 0,
+            fade: None,
+            fade_input: Vec::new(),
         };
         match supervisor.fresh_instance() {
             Ok(instance) => supervisor.instance = Some(instance),
@@ -151,6 +165,11 @@ impl Supervisor {
         self.program.name()
     }
 
+    /// Crossfade swaps over this many audio frames (0: switch at once).
+    pub fn set_crossfade_frames(&mut self, frames: u64) {
+        self.crossfade_frames = frames;
+    }
+
     pub fn is_quarantined(&self) -> bool {
         self.quarantined
     }
@@ -172,7 +191,11 @@ impl Supervisor {
         tracing::info!("{} (guest {})", prepared.what, prepared.program.name());
         self.program = prepared.program;
         self.config = prepared.config;
-        self.instance = Some(prepared.instance);
+        let old = self.instance.replace(prepared.instance);
+        // A working old instance fades out over the next blocks (audio).
+        self.fade = old
+            .filter(|_| self.crossfade_frames > 0 && self.formats.audio.is_some())
+            .map(|instance| FadeOut { instance, done: 0 });
         self.recent_faults.clear();
         self.restart_at = None;
         self.quarantined = false;
@@ -287,6 +310,9 @@ impl Supervisor {
         pool: &BufferPool<f32>,
     ) -> anyhow::Result<Delivery> {
         let ticks = self.audio_ticks;
+        if self.fade.is_some() {
+            self.fade_input.clone_from(&block.samples);
+        }
         let result = match self.ready() {
             None => None,
             Some(instance) => {
@@ -306,8 +332,43 @@ impl Supervisor {
                 self.audio_fallback(block);
             }
         }
+        self.fade_out(block, call);
         self.make_safe(&mut block.samples);
         Ok(Delivery::Send)
+    }
+
+    /// Mixes the swapped-out guest's output into the block, its weight
+    /// falling linearly to zero over the crossfade. A fault or a drop by
+    /// the old guest just ends the fade.
+    fn fade_out(&mut self, block: &mut AudioBlock, call: AudioCall) {
+        let Some(fade) = self.fade.as_mut() else {
+            return;
+        };
+        fade.instance.set_deadline_ticks(self.audio_ticks);
+        let old = match fade.instance.process_audio(call, &self.fade_input) {
+            Ok(old) if old.len() == block.samples.len() => old,
+            _ => {
+                self.fade = None;
+                return;
+            }
+        };
+        let channels = usize::from(call.format.channels.max(1));
+        let total = self.crossfade_frames as f32;
+        for (frame, (new, old)) in block
+            .samples
+            .chunks_mut(channels)
+            .zip(old.chunks(channels))
+            .enumerate()
+        {
+            let weight = ((fade.done + frame as u64) as f32 / total).min(1.0);
+            for (n, o) in new.iter_mut().zip(old) {
+                *n = o * (1.0 - weight) + *n * weight;
+            }
+        }
+        fade.done += (block.samples.len() / channels) as u64;
+        if fade.done >= self.crossfade_frames {
+            self.fade = None;
+        }
     }
 
     /// Runs one video frame through the guest, in place.

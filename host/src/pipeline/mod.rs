@@ -97,9 +97,17 @@ pub struct StreamerBuilder {
     duration: Option<Duration>,
     cache: CacheSetting,
     sandbox: SandboxPolicy,
+    crossfade: Duration,
 }
 
 impl StreamerBuilder {
+    /// Crossfade audio from a swapped-out guest to the new one over this
+    /// long, to avoid a click (default: switch at once).
+    pub fn crossfade(mut self, duration: Duration) -> Self {
+        self.crossfade = duration;
+        self
+    }
+
     /// Deadlines, memory cap, fault policy, limiter (see [`SandboxPolicy`]).
     pub fn sandbox(mut self, policy: SandboxPolicy) -> Self {
         self.sandbox = policy;
@@ -328,7 +336,7 @@ impl StreamerBuilder {
             cache,
             counters: run.counters.clone(),
         };
-        let supervisor = Supervisor::start(
+        let mut supervisor = Supervisor::start(
             program.clone(),
             self.config,
             formats,
@@ -336,6 +344,11 @@ impl StreamerBuilder {
             deadlines,
             run.counters.clone(),
         )?;
+        if let Some((format, _)) = formats.audio {
+            supervisor.set_crossfade_frames(
+                (self.crossfade.as_secs_f64() * f64::from(format.sample_rate)).round() as u64,
+            );
+        }
 
         Ok(Streamer {
             program,
