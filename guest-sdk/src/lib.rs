@@ -70,46 +70,50 @@ pub trait Effect: Sized + 'static {
     /// Processes one RGBA8 frame in place.
     #[cfg(feature = "video")]
     fn process_video(&mut self, frame: VideoFrame<'_>) -> Result<Output, String>;
+
+    /// What survives a hot swap (feature `state`): any serde type. The host
+    /// moves it, as JSON, from the old guest to the new one.
+    #[cfg(feature = "state")]
+    type State: serde::Serialize + serde::de::DeserializeOwned;
+
+    /// The state to hand to the next version of this guest.
+    #[cfg(feature = "state")]
+    fn save_state(&self) -> Self::State;
+
+    /// Takes over the previous guest's state (called after `setup`).
+    #[cfg(feature = "state")]
+    fn restore_state(&mut self, state: Self::State);
 }
 
-#[cfg(all(feature = "audio", feature = "video"))]
-#[doc(hidden)]
-pub mod bindings {
-    wit_bindgen::generate!({
-        path: "../wit",
-        world: "sandstream:av/av-effect",
-        pub_export_macro: true,
-        export_macro_name: "__export_world",
-        default_bindings_module: "sandstream_guest::bindings",
-        runtime_path: "sandstream_guest::__private::wit_bindgen::rt",
-    });
+/// Generates the bindings of one world: exactly one of these applies.
+macro_rules! bindings_for {
+    ($world:tt) => {
+        #[doc(hidden)]
+        pub mod bindings {
+            wit_bindgen::generate!({
+                path: "../wit",
+                world: $world,
+                pub_export_macro: true,
+                export_macro_name: "__export_world",
+                default_bindings_module: "sandstream_guest::bindings",
+                runtime_path: "sandstream_guest::__private::wit_bindgen::rt",
+            });
+        }
+    };
 }
 
-#[cfg(all(feature = "audio", not(feature = "video")))]
-#[doc(hidden)]
-pub mod bindings {
-    wit_bindgen::generate!({
-        path: "../wit",
-        world: "sandstream:av/audio-effect",
-        pub_export_macro: true,
-        export_macro_name: "__export_world",
-        default_bindings_module: "sandstream_guest::bindings",
-        runtime_path: "sandstream_guest::__private::wit_bindgen::rt",
-    });
-}
-
-#[cfg(all(feature = "video", not(feature = "audio")))]
-#[doc(hidden)]
-pub mod bindings {
-    wit_bindgen::generate!({
-        path: "../wit",
-        world: "sandstream:av/video-effect",
-        pub_export_macro: true,
-        export_macro_name: "__export_world",
-        default_bindings_module: "sandstream_guest::bindings",
-        runtime_path: "sandstream_guest::__private::wit_bindgen::rt",
-    });
-}
+#[cfg(all(feature = "audio", feature = "video", not(feature = "state")))]
+bindings_for!("sandstream:av/av-effect");
+#[cfg(all(feature = "audio", not(feature = "video"), not(feature = "state")))]
+bindings_for!("sandstream:av/audio-effect");
+#[cfg(all(feature = "video", not(feature = "audio"), not(feature = "state")))]
+bindings_for!("sandstream:av/video-effect");
+#[cfg(all(feature = "audio", feature = "video", feature = "state"))]
+bindings_for!("sandstream:av/av-effect-stateful");
+#[cfg(all(feature = "audio", not(feature = "video"), feature = "state"))]
+bindings_for!("sandstream:av/audio-effect-stateful");
+#[cfg(all(feature = "video", not(feature = "audio"), feature = "state"))]
+bindings_for!("sandstream:av/video-effect-stateful");
 
 /// Glue used by [`export!`]; not part of the public API.
 #[doc(hidden)]
@@ -184,6 +188,50 @@ pub mod __private {
         }
     }
 
+    #[cfg(feature = "state")]
+    pub fn snapshot<T: Effect>(slot: &Slot<T>) -> Vec<u8> {
+        match slot.borrow().as_ref() {
+            Some(effect) => serde_json::to_vec(&effect.save_state()).unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    #[cfg(feature = "state")]
+    pub fn restore<T: Effect>(slot: &Slot<T>, snapshot: Vec<u8>) -> Result<(), String> {
+        let state: T::State = serde_json::from_slice(&snapshot)
+            .map_err(|err| format!("cannot read the previous guest's state: {err}"))?;
+        with_effect(slot, |effect| {
+            effect.restore_state(state);
+            Ok(())
+        })
+    }
+
+    #[cfg(feature = "state")]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __impl_state {
+        ($export:ident, $ty:ty, $slot:ident) => {
+            impl $crate::bindings::exports::sandstream::av::state::Guest for $export {
+                fn snapshot() -> ::std::vec::Vec<u8> {
+                    $slot.with(|slot| $crate::__private::snapshot::<$ty>(slot))
+                }
+
+                fn restore(
+                    state: ::std::vec::Vec<u8>,
+                ) -> ::std::result::Result<(), ::std::string::String> {
+                    $slot.with(|slot| $crate::__private::restore::<$ty>(slot, state))
+                }
+            }
+        };
+    }
+
+    #[cfg(not(feature = "state"))]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __impl_state {
+        ($($any:tt)*) => {};
+    }
+
     #[cfg(feature = "audio")]
     #[macro_export]
     #[doc(hidden)]
@@ -256,6 +304,7 @@ macro_rules! export {
 
             $crate::__impl_audio!(SandstreamExport, $ty, SANDSTREAM_EFFECT);
             $crate::__impl_video!(SandstreamExport, $ty, SANDSTREAM_EFFECT);
+            $crate::__impl_state!(SandstreamExport, $ty, SANDSTREAM_EFFECT);
 
     $crate::bindings::__export_world!(SandstreamExport with_types_in $crate::bindings);
         };

@@ -516,6 +516,9 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
     println!("{}: implements {world}", args.guest.display());
     println!("  exports: {}", program.surface().exports.join(", "));
     println!("  imports: {}", program.surface().imports.join(", "));
+    if program.surface().has_state() {
+        println!("  state: exports sandstream:av/state (carried across hot swaps)");
+    }
     println!("  compile cache: {:?}", program.cache_outcome());
     // Would it run? Instantiate and configure it as `run` would, with
     // default formats for the streams it processes.

@@ -362,3 +362,43 @@ fn crossfade_ramps_from_the_old_guest_to_the_new_one() {
         "blocks after the fade were checked too"
     );
 }
+
+#[test]
+fn state_is_carried_across_a_swap_and_a_reconfiguration() {
+    let _serial = serial();
+    let dir = scratch("state");
+    let copy = dir.join("counter-v2.wasm");
+    std::fs::copy(guest("counter"), &copy).unwrap();
+    let recorder = Recorder::default();
+    let running = Streamer::builder()
+        .guest_path(guest("counter"))
+        .cache(sandstream::CacheSetting::Dir(cache_dir()))
+        .audio_input(AudioInputSpec::Silence)
+        .channels(1)
+        .block_frames(480)
+        .realtime(true)
+        .audio_sink(Box::new(recorder.clone()))
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
+    let written = || recorder.0.lock().unwrap().len();
+    let control = running.control();
+    wait_until("some output", || written() >= 5);
+    control.swap(&copy);
+    wait_until("the swap", || running.report().swaps >= 1);
+    wait_until("more output", || written() >= 15);
+    control.set("anything", "1");
+    wait_until("the reconfiguration", || running.report().swaps >= 2);
+    wait_until("more output", || written() >= 25);
+    running.stop();
+    let report = running.wait().unwrap();
+    assert_eq!(report.swaps, 2);
+
+    // Block n carries the count n: it never restarts at 1.
+    let blocks = recorder.0.lock().unwrap();
+    for (i, block) in blocks.iter().enumerate() {
+        let count = (block.samples[0] * 1000.0).round() as usize;
+        assert_eq!(count, i + 1, "block {i}: the count restarted or jumped");
+    }
+}

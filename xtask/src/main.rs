@@ -25,6 +25,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("chatty", "tests/guests/chatty"),
     ("hostile", "tests/guests/hostile"),
     ("double", "tests/guests/double"),
+    ("counter", "tests/guests/counter"),
 ];
 
 const WASM_TARGET: &str = "wasm32-wasip2";

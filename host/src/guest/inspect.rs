@@ -13,6 +13,8 @@ pub const VERSION: &str = "0.1.0";
 pub const SETUP: &str = "sandstream:av/setup@0.1.0";
 pub const AUDIO: &str = "sandstream:av/audio@0.1.0";
 pub const VIDEO: &str = "sandstream:av/video@0.1.0";
+/// Optional: snapshot/restore across swaps.
+pub const STATE: &str = "sandstream:av/state@0.1.0";
 
 /// Imports the host satisfies: its own interfaces and WASI preview 2.
 const PROVIDED_IMPORT_PREFIXES: &[&str] = &[
@@ -198,6 +200,11 @@ impl Surface {
                 .map(|(name, _)| name.to_string())
                 .collect(),
         }
+    }
+
+    /// Whether the guest can hand its state over on a swap.
+    pub fn has_state(&self) -> bool {
+        self.exports.iter().any(|e| e == STATE)
     }
 
     /// Decides which world the component implements.

@@ -19,7 +19,7 @@ pub use sandbox::{FaultPolicy, SandboxPolicy};
 pub use supervisor::{Delivery, Supervisor};
 
 use crate::media::{AudioFormat, VideoFormat};
-use bindings::{audio, log, setup, types};
+use bindings::{audio, log, setup, state, types};
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -70,6 +70,7 @@ pub struct GuestProgram {
     setup: setup::GuestIndices,
     audio: Option<audio::GuestIndices>,
     video: Option<bindings::video::GuestIndices>,
+    state: Option<state::GuestIndices>,
 }
 
 impl GuestProgram {
@@ -138,7 +139,13 @@ impl GuestProgram {
             .then(|| bindings::video::GuestIndices::new(&pre))
             .transpose()
             .map_err(link)?;
+        let state = surface
+            .has_state()
+            .then(|| state::GuestIndices::new(&pre))
+            .transpose()
+            .map_err(link)?;
         Ok(Self {
+            state,
             name: name.into(),
             world,
             surface,
@@ -235,8 +242,13 @@ impl GuestProgram {
             Some(indices) => Some(indices.load(&mut store, &instance)?),
             None => None,
         };
+        let state = match &self.state {
+            Some(indices) => Some(indices.load(&mut store, &instance)?),
+            None => None,
+        };
         LIVE_INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(GuestInstance {
+            state,
             name: self.name.clone(),
             deadline_ticks,
             store,
@@ -250,7 +262,7 @@ impl GuestProgram {
 fn new_linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    bindings::AvEffect::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    bindings::AvEffectStateful::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     Ok(linker)
 }
 
@@ -369,9 +381,42 @@ pub struct GuestInstance {
     setup: setup::Guest,
     audio: Option<audio::Guest>,
     video: Option<bindings::video::Guest>,
+    state: Option<state::Guest>,
 }
 
 impl GuestInstance {
+    /// The guest's state, if it exports `state`.
+    ///
+    /// # Errors
+    /// A trap or a timeout in `snapshot`.
+    pub fn snapshot(&mut self) -> Option<Result<Vec<u8>, GuestFault>> {
+        self.arm();
+        let state = self.state.as_ref()?;
+        Some(
+            state
+                .call_snapshot(&mut self.store)
+                .map_err(|trap| self.classify(trap)),
+        )
+    }
+
+    /// Hands a snapshot to the guest, if it exports `state`.
+    ///
+    /// # Errors
+    /// The guest's refusal, a trap or a timeout; `NotImplemented` without
+    /// `state`.
+    pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), GuestFault> {
+        self.arm();
+        let state = self
+            .state
+            .as_ref()
+            .ok_or(GuestFault::NotImplemented("state"))?;
+        match state.call_restore(&mut self.store, snapshot) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(GuestFault::Reported(message)),
+            Err(trap) => Err(self.classify(trap)),
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

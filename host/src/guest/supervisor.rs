@@ -97,6 +97,35 @@ fn prepare_instance_ticks(
     Ok(instance)
 }
 
+/// Carries state from `old` to `new` when both export `state`; otherwise,
+/// or if either side fails, the new guest starts fresh (and the log says
+/// why).
+fn hand_over_state(old: &mut GuestInstance, new: &mut GuestInstance, ticks: u64) {
+    old.set_deadline_ticks(ticks);
+    new.set_deadline_ticks(ticks);
+    let snapshot = match old.snapshot() {
+        None => return,
+        Some(Ok(snapshot)) => snapshot,
+        Some(Err(fault)) => {
+            tracing::warn!(
+                "guest {} {fault} in state.snapshot: the new guest starts fresh",
+                old.name()
+            );
+            return;
+        }
+    };
+    match new.restore(&snapshot) {
+        Ok(()) => tracing::info!("state carried over ({} bytes)", snapshot.len()),
+        Err(GuestFault::NotImplemented(_)) => {
+            tracing::info!("guest {} does not take state: it starts fresh", new.name())
+        }
+        Err(fault) => tracing::warn!(
+            "guest {} {fault} in state.restore: it starts fresh",
+            new.name()
+        ),
+    }
+}
+
 /// How long each kind of call may run.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Deadlines {
@@ -191,7 +220,11 @@ impl Supervisor {
         tracing::info!("{} (guest {})", prepared.what, prepared.program.name());
         self.program = prepared.program;
         self.config = prepared.config;
-        let old = self.instance.replace(prepared.instance);
+        let mut incoming = prepared.instance;
+        if let Some(old) = self.instance.as_mut() {
+            hand_over_state(old, &mut incoming, self.audio_ticks.max(self.video_ticks));
+        }
+        let old = self.instance.replace(incoming);
         // A working old instance fades out over the next blocks (audio).
         self.fade = old
             .filter(|_| self.crossfade_frames > 0 && self.formats.audio.is_some())
