@@ -43,6 +43,23 @@ fn resident_kib() -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// The gain a block applied to the test tone (0.5 sine at 440 Hz, mono):
+/// 0.5 for `gain`, 2.0 for `double`.
+fn gain_against_tone(block: &AudioBlock, rate: u64) -> f64 {
+    let (mut dot, mut norm) = (0.0, 0.0);
+    for (k, sample) in block.samples.iter().enumerate() {
+        let input = tone(block.first_frame + k as u64, rate);
+        dot += f64::from(*sample) * input;
+        norm += input * input;
+    }
+    dot / norm
+}
+
+/// The input tone at frame `n`.
+fn tone(n: u64, rate: u64) -> f64 {
+    0.5 * (std::f64::consts::TAU * 440.0 * n as f64 / rate as f64).sin()
+}
+
 /// Waits (bounded) until `done` holds; a state, not a timing assertion.
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -122,14 +139,7 @@ fn a_hundred_swaps_in_real_time_lose_and_mix_nothing() {
                 "block {i} timestamp"
             );
         }
-        let tone = |n: u64| 0.5 * (std::f64::consts::TAU * 440.0 * n as f64 / RATE as f64).sin();
-        let (mut dot, mut norm) = (0.0, 0.0);
-        for (k, sample) in block.samples.iter().enumerate() {
-            let input = tone(block.first_frame + k as u64);
-            dot += f64::from(*sample) * input;
-            norm += input * input;
-        }
-        let ratio = dot / norm;
+        let ratio = gain_against_tone(block, RATE);
         if (ratio - 0.5).abs() < 1e-3 {
             halved += 1;
         } else if (ratio - 2.0).abs() < 1e-3 {
@@ -156,17 +166,7 @@ fn ratios_since(recorder: &Recorder, from: usize, rate: u64) -> Vec<f64> {
     let blocks = recorder.0.lock().unwrap();
     blocks[from..]
         .iter()
-        .map(|block| {
-            let tone =
-                |n: u64| 0.5 * (std::f64::consts::TAU * 440.0 * n as f64 / rate as f64).sin();
-            let (mut dot, mut norm) = (0.0, 0.0);
-            for (k, sample) in block.samples.iter().enumerate() {
-                let input = tone(block.first_frame + k as u64);
-                dot += f64::from(*sample) * input;
-                norm += input * input;
-            }
-            dot / norm
-        })
+        .map(|block| gain_against_tone(block, rate))
         .collect()
 }
 
@@ -327,15 +327,7 @@ fn crossfade_ramps_from_the_old_guest_to_the_new_one() {
     running.wait().unwrap();
 
     let blocks = recorder.0.lock().unwrap();
-    let tone = |n: u64| 0.5 * (std::f64::consts::TAU * 440.0 * n as f64 / RATE as f64).sin();
-    let gain_of = |block: &AudioBlock| {
-        let (mut dot, mut norm) = (0.0, 0.0);
-        for (k, s) in block.samples.iter().enumerate() {
-            dot += f64::from(*s) * tone(block.first_frame + k as u64);
-            norm += tone(block.first_frame + k as u64).powi(2);
-        }
-        dot / norm
-    };
+    let gain_of = |block: &AudioBlock| gain_against_tone(block, RATE);
     let first_new = blocks
         .iter()
         .position(|b| (gain_of(b) - 0.5).abs() > 1e-3)
@@ -350,7 +342,7 @@ fn crossfade_ramps_from_the_old_guest_to_the_new_one() {
         for (k, sample) in block.samples.iter().enumerate() {
             let n = block.first_frame + k as u64;
             let w = ((n - fade_start) as f64 / FADE_FRAMES as f64).min(1.0);
-            let expected = tone(n) * (0.5 * (1.0 - w) + 2.0 * w);
+            let expected = tone(n, RATE) * (0.5 * (1.0 - w) + 2.0 * w);
             assert!(
                 (f64::from(*sample) - expected).abs() < 1e-4,
                 "frame {n}: {sample} vs {expected}"

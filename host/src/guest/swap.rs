@@ -136,14 +136,17 @@ impl Controller {
         };
         // A dry run on a throwaway instance: a guest that traps on its first
         // block is refused here, not after it has replaced a working one.
-        let mut probe = prepare_instance(
-            &program,
-            &self.policy,
-            &self.deadlines,
-            &config,
-            &self.formats,
-        )
-        .map_err(failed)?;
+        let fresh = || {
+            prepare_instance(
+                &program,
+                &self.policy,
+                &self.deadlines,
+                &config,
+                &self.formats,
+            )
+            .map_err(failed)
+        };
+        let mut probe = fresh()?;
         self.dry_run(&mut probe).map_err(|fault| {
             format!(
                 "{what} failed: guest {} {fault} on a test block",
@@ -151,14 +154,7 @@ impl Controller {
             )
         })?;
         drop(probe);
-        let instance = prepare_instance(
-            &program,
-            &self.policy,
-            &self.deadlines,
-            &config,
-            &self.formats,
-        )
-        .map_err(failed)?;
+        let instance = fresh()?;
         Ok(Prepared {
             program,
             instance,
