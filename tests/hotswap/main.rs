@@ -60,6 +60,26 @@ fn tone(n: u64, rate: u64) -> f64 {
     0.5 * (std::f64::consts::TAU * 440.0 * n as f64 / rate as f64).sin()
 }
 
+/// These tests check swapping, not deadlines: a generous deadline keeps a
+/// busy CI machine (a compile on the other core) from turning an innocent
+/// block into a fallback one.
+fn relaxed() -> sandstream::guest::SandboxPolicy {
+    sandstream::guest::SandboxPolicy {
+        deadline: Some(Duration::from_millis(500)),
+        ..Default::default()
+    }
+}
+
+/// Compiles the test guests into the shared cache before any stream runs,
+/// so no swap has to wait for Cranelift.
+fn warm_cache() {
+    let engine = sandstream::guest::new_engine().unwrap();
+    let cache = sandstream::guest::CompileCache::new(cache_dir());
+    for name in ["gain", "double", "counter"] {
+        sandstream::GuestProgram::load(&engine, &guest(name), Some(&cache)).unwrap();
+    }
+}
+
 /// Waits (bounded) until `done` holds; a state, not a timing assertion.
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -72,6 +92,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 #[test]
 fn a_hundred_swaps_in_real_time_lose_and_mix_nothing() {
     let _serial = serial();
+    warm_cache();
     const RATE: u64 = 48_000;
     const BLOCK: u64 = 480;
     let recorder = Recorder::default();
@@ -79,6 +100,7 @@ fn a_hundred_swaps_in_real_time_lose_and_mix_nothing() {
         .guest_path(guest("gain"))
         .set("gain", "0.5")
         .cache(sandstream::CacheSetting::Dir(cache_dir()))
+        .sandbox(relaxed())
         .audio_input(AudioInputSpec::Tone(440.0))
         .sample_rate(RATE as u32)
         .channels(1)
@@ -173,6 +195,7 @@ fn ratios_since(recorder: &Recorder, from: usize, rate: u64) -> Vec<f64> {
 #[test]
 fn broken_saves_keep_the_running_guest_and_a_fixed_save_swaps_in() {
     let _serial = serial();
+    warm_cache();
     const RATE: u64 = 48_000;
     let dir = scratch("watch");
     let live = dir.join("effect.wasm");
@@ -182,6 +205,7 @@ fn broken_saves_keep_the_running_guest_and_a_fixed_save_swaps_in() {
         .guest_path(&live)
         .set("gain", "0.5")
         .cache(sandstream::CacheSetting::Dir(cache_dir()))
+        .sandbox(relaxed())
         .audio_input(AudioInputSpec::Tone(440.0))
         .sample_rate(RATE as u32)
         .channels(1)
@@ -262,6 +286,7 @@ fn broken_saves_keep_the_running_guest_and_a_fixed_save_swaps_in() {
 #[ignore]
 fn measure_save_to_active() {
     let _serial = serial();
+    warm_cache();
     let dir = scratch("swap-latency");
     let live = dir.join("effect.wasm");
     std::fs::copy(guest("gain"), &live).unwrap();
@@ -299,6 +324,7 @@ fn measure_save_to_active() {
 #[test]
 fn crossfade_ramps_from_the_old_guest_to_the_new_one() {
     let _serial = serial();
+    warm_cache();
     const RATE: u64 = 48_000;
     const FADE_FRAMES: u64 = 960; // 20 ms
     let recorder = Recorder::default();
@@ -306,6 +332,7 @@ fn crossfade_ramps_from_the_old_guest_to_the_new_one() {
         .guest_path(guest("gain"))
         .set("gain", "0.5")
         .cache(sandstream::CacheSetting::Dir(cache_dir()))
+        .sandbox(relaxed())
         .audio_input(AudioInputSpec::Tone(440.0))
         .sample_rate(RATE as u32)
         .channels(1)
@@ -358,6 +385,7 @@ fn crossfade_ramps_from_the_old_guest_to_the_new_one() {
 #[test]
 fn state_is_carried_across_a_swap_and_a_reconfiguration() {
     let _serial = serial();
+    warm_cache();
     let dir = scratch("state");
     let copy = dir.join("counter-v2.wasm");
     std::fs::copy(guest("counter"), &copy).unwrap();
@@ -365,6 +393,7 @@ fn state_is_carried_across_a_swap_and_a_reconfiguration() {
     let running = Streamer::builder()
         .guest_path(guest("counter"))
         .cache(sandstream::CacheSetting::Dir(cache_dir()))
+        .sandbox(relaxed())
         .audio_input(AudioInputSpec::Silence)
         .channels(1)
         .block_frames(480)
