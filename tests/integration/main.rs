@@ -10,6 +10,7 @@ mod cache;
 mod cli_errors;
 mod hostile;
 mod interrupt;
+mod live_commands;
 mod malformed;
 mod sandbox;
 mod video;
