@@ -14,18 +14,18 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-/// Guests and the directory each lives in.
-const GUESTS: &[(&str, &str)] = &[
-    ("gain", "examples/gain"),
-    ("grayscale", "examples/grayscale"),
-    ("passthrough", "examples/passthrough"),
-    ("level-meter", "examples/level-meter"),
-    ("wrong-frame-size", "tests/guests/wrong-frame-size"),
-    ("not-an-effect", "tests/guests/not-an-effect"),
-    ("chatty", "tests/guests/chatty"),
-    ("hostile", "tests/guests/hostile"),
-    ("double", "tests/guests/double"),
-    ("counter", "tests/guests/counter"),
+/// Every guest package: the examples, then the test guests (tests/guests).
+const GUESTS: &[&str] = &[
+    "gain",
+    "grayscale",
+    "passthrough",
+    "level-meter",
+    "wrong-frame-size",
+    "not-an-effect",
+    "chatty",
+    "hostile",
+    "double",
+    "counter",
 ];
 
 const WASM_TARGET: &str = "wasm32-wasip2";
@@ -160,7 +160,7 @@ fn setup(media_tools: bool) -> Result {
 fn guests() -> Result {
     let out = target_dir().join("guests");
     std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
-    for (name, _) in GUESTS {
+    for name in GUESTS {
         cargo(&[
             "build",
             "--quiet",
@@ -206,7 +206,7 @@ fn lint() -> Result {
         "-D",
         "warnings",
     ])?;
-    for (name, _) in GUESTS {
+    for name in GUESTS {
         cargo(&[
             "clippy",
             "--quiet",
