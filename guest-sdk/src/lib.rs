@@ -27,7 +27,11 @@
 //! the host runs directly.
 //!
 //! Frames are processed in place: the slice a guest mutates is the buffer the
-//! host receives back, so no copy is made inside the guest.
+//! host receives back, so no copy is made inside the guest. The SDK also
+//! exports the mapped data path (`mapped-audio` / `mapped-video`): it keeps
+//! one buffer per stream in the guest's memory, the host writes each block
+//! or frame straight into it and reads the result back from it, and the
+//! effect code is exactly the same.
 
 #[cfg(not(any(feature = "audio", feature = "video")))]
 compile_error!(
@@ -85,14 +89,16 @@ pub trait Effect: Sized + 'static {
     fn restore_state(&mut self, state: Self::State);
 }
 
-/// Generates the bindings of one world: exactly one of these applies.
+/// Generates the bindings of one world: exactly one of these applies. Each
+/// is one of the package's worlds plus the mapped interfaces of its streams.
 macro_rules! bindings_for {
-    ($world:tt) => {
+    ($inline:literal) => {
         #[doc(hidden)]
         pub mod bindings {
             wit_bindgen::generate!({
                 path: "../wit",
-                world: $world,
+                inline: $inline,
+                generate_all,
                 pub_export_macro: true,
                 export_macro_name: "__export_world",
                 default_bindings_module: "sandstream_guest::bindings",
@@ -103,17 +109,49 @@ macro_rules! bindings_for {
 }
 
 #[cfg(all(feature = "audio", feature = "video", not(feature = "state")))]
-bindings_for!("sandstream:av/av-effect");
+bindings_for!(
+    "package sandstream:sdk; world effect {
+        include sandstream:av/av-effect@0.1.0;
+        export sandstream:av/mapped-audio@0.1.0;
+        export sandstream:av/mapped-video@0.1.0;
+    }"
+);
 #[cfg(all(feature = "audio", not(feature = "video"), not(feature = "state")))]
-bindings_for!("sandstream:av/audio-effect");
+bindings_for!(
+    "package sandstream:sdk; world effect {
+        include sandstream:av/audio-effect@0.1.0;
+        export sandstream:av/mapped-audio@0.1.0;
+    }"
+);
 #[cfg(all(feature = "video", not(feature = "audio"), not(feature = "state")))]
-bindings_for!("sandstream:av/video-effect");
+bindings_for!(
+    "package sandstream:sdk; world effect {
+        include sandstream:av/video-effect@0.1.0;
+        export sandstream:av/mapped-video@0.1.0;
+    }"
+);
 #[cfg(all(feature = "audio", feature = "video", feature = "state"))]
-bindings_for!("sandstream:av/av-effect-stateful");
+bindings_for!(
+    "package sandstream:sdk; world effect {
+        include sandstream:av/av-effect-stateful@0.1.0;
+        export sandstream:av/mapped-audio@0.1.0;
+        export sandstream:av/mapped-video@0.1.0;
+    }"
+);
 #[cfg(all(feature = "audio", not(feature = "video"), feature = "state"))]
-bindings_for!("sandstream:av/audio-effect-stateful");
+bindings_for!(
+    "package sandstream:sdk; world effect {
+        include sandstream:av/audio-effect-stateful@0.1.0;
+        export sandstream:av/mapped-audio@0.1.0;
+    }"
+);
 #[cfg(all(feature = "video", not(feature = "audio"), feature = "state"))]
-bindings_for!("sandstream:av/video-effect-stateful");
+bindings_for!(
+    "package sandstream:sdk; world effect {
+        include sandstream:av/video-effect-stateful@0.1.0;
+        export sandstream:av/mapped-video@0.1.0;
+    }"
+);
 
 /// Glue used by [`export!`]; not part of the public API.
 #[doc(hidden)]
@@ -122,7 +160,7 @@ pub mod __private {
 
     use crate::bindings::sandstream::av::types as wit;
     use crate::{Config, Effect, Formats};
-    use std::cell::RefCell;
+    use std::cell::{Cell, RefCell};
 
     /// Where the one effect instance lives. Wasm guests are single-threaded.
     pub type Slot<T> = RefCell<Option<T>>;
@@ -135,9 +173,101 @@ pub mod __private {
         crate::log::install_panic_hook();
         let config = Config::new(config);
         let formats = Formats::from_wit(formats);
+        FORMATS.set(Some(formats));
         let effect = T::setup(&config, &formats)?;
         *slot.borrow_mut() = Some(effect);
         Ok(())
+    }
+
+    thread_local! {
+        /// The formats of the last `configure`: they size the mapped buffers.
+        static FORMATS: Cell<Option<Formats>> = const { Cell::new(None) };
+        /// The mapped buffers, each allocated once by `prepare` and never
+        /// resized afterwards, so the addresses announced stay valid.
+        static AUDIO_BUFFER: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+        static VIDEO_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Allocates a zeroed buffer of `len` elements and announces it as both
+    /// input and output (processing is in place).
+    fn announce<E: Copy + Default>(buffer: &RefCell<Vec<E>>, len: usize) -> wit::Buffers {
+        let mut buffer = buffer.borrow_mut();
+        *buffer = vec![E::default(); len];
+        let region = wit::Region {
+            // Linear memory addresses are 32-bit in wasm32.
+            offset: buffer.as_mut_ptr() as usize as u32,
+            length: (len * size_of::<E>()) as u32,
+        };
+        wit::Buffers {
+            input: region,
+            output: region,
+        }
+    }
+
+    fn outcome(output: crate::Output) -> wit::Outcome {
+        match output {
+            crate::Output::Keep => wit::Outcome::Keep,
+            crate::Output::Drop => wit::Outcome::Drop,
+        }
+    }
+
+    #[cfg(feature = "audio")]
+    pub fn prepare_audio() -> Result<wit::Buffers, String> {
+        let format = FORMATS
+            .get()
+            .and_then(|f| f.audio)
+            .ok_or("no audio stream was configured")?;
+        let len = format.block_frames as usize * format.channels as usize;
+        Ok(AUDIO_BUFFER.with(|buffer| announce(buffer, len)))
+    }
+
+    #[cfg(feature = "audio")]
+    pub fn process_mapped_audio<T: Effect>(
+        slot: &Slot<T>,
+        info: wit::AudioInfo,
+        samples: u32,
+    ) -> Result<wit::Outcome, String> {
+        AUDIO_BUFFER.with_borrow_mut(|buffer| {
+            let len = buffer.len();
+            let samples = buffer.get_mut(..samples as usize).ok_or_else(|| {
+                format!("a block of {samples} samples does not fit the {len} announced")
+            })?;
+            let block = crate::AudioBlock {
+                samples,
+                channels: info.channels,
+                sample_rate: info.sample_rate,
+                timestamp_ns: info.timestamp_ns,
+                first_frame: info.first_frame,
+            };
+            with_effect(slot, |effect| effect.process_audio(block)).map(outcome)
+        })
+    }
+
+    #[cfg(feature = "video")]
+    pub fn prepare_video() -> Result<wit::Buffers, String> {
+        let format = FORMATS
+            .get()
+            .and_then(|f| f.video)
+            .ok_or("no video stream was configured")?;
+        let len = format.width as usize * format.height as usize * 4;
+        Ok(VIDEO_BUFFER.with(|buffer| announce(buffer, len)))
+    }
+
+    #[cfg(feature = "video")]
+    pub fn process_mapped_video<T: Effect>(
+        slot: &Slot<T>,
+        info: wit::VideoInfo,
+    ) -> Result<wit::Outcome, String> {
+        VIDEO_BUFFER.with_borrow_mut(|pixels| {
+            let frame = crate::VideoFrame {
+                pixels,
+                width: info.width,
+                height: info.height,
+                timestamp_ns: info.timestamp_ns,
+                index: info.index,
+            };
+            with_effect(slot, |effect| effect.process_video(frame)).map(outcome)
+        })
     }
 
     fn with_effect<T: Effect, R>(
@@ -245,6 +375,27 @@ pub mod __private {
                     $slot.with(|slot| $crate::__private::process_audio::<$ty>(slot, info, samples))
                 }
             }
+
+            impl $crate::bindings::exports::sandstream::av::mapped_audio::Guest for $export {
+                fn prepare() -> ::std::result::Result<
+                    $crate::bindings::sandstream::av::types::Buffers,
+                    ::std::string::String,
+                > {
+                    $crate::__private::prepare_audio()
+                }
+
+                fn process(
+                    info: $crate::bindings::sandstream::av::types::AudioInfo,
+                    samples: u32,
+                ) -> ::std::result::Result<
+                    $crate::bindings::sandstream::av::types::Outcome,
+                    ::std::string::String,
+                > {
+                    $slot.with(|slot| {
+                        $crate::__private::process_mapped_audio::<$ty>(slot, info, samples)
+                    })
+                }
+            }
         };
     }
 
@@ -266,6 +417,24 @@ pub mod __private {
                     pixels: ::std::vec::Vec<u8>,
                 ) -> ::std::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
                     $slot.with(|slot| $crate::__private::process_video::<$ty>(slot, info, pixels))
+                }
+            }
+
+            impl $crate::bindings::exports::sandstream::av::mapped_video::Guest for $export {
+                fn prepare() -> ::std::result::Result<
+                    $crate::bindings::sandstream::av::types::Buffers,
+                    ::std::string::String,
+                > {
+                    $crate::__private::prepare_video()
+                }
+
+                fn process(
+                    info: $crate::bindings::sandstream::av::types::VideoInfo,
+                ) -> ::std::result::Result<
+                    $crate::bindings::sandstream::av::types::Outcome,
+                    ::std::string::String,
+                > {
+                    $slot.with(|slot| $crate::__private::process_mapped_video::<$ty>(slot, info))
                 }
             }
         };

@@ -4,6 +4,7 @@
 
 use crate::config_file::{ConfigFile, OneOrMany};
 use crate::guest::{
+    DataPath,
     CompileCache, FaultPolicy, GuestProgram, SandboxPolicy, StreamFormats, new_engine,
 };
 use crate::media::{AudioFormat, Fps, VideoFormat};
@@ -155,6 +156,10 @@ struct SandboxArgs {
     /// Give the guest this host environment variable (repeatable).
     #[arg(long, value_name = "KEY")]
     grant_env: Vec<String>,
+    /// How frames reach the guest: auto (through the guest's own buffers
+    /// when it offers them, as lists otherwise) or list [default: auto].
+    #[arg(long, value_name = "PATH")]
+    data_path: Option<DataPath>,
 }
 
 #[cfg(test)]
@@ -449,6 +454,14 @@ fn sandbox_policy(args: &SandboxArgs, file: &ConfigFile) -> anyhow::Result<Sandb
     }
     policy.limiter = !args.no_limiter && file.limiter.unwrap_or(true);
     policy.trusted = args.trusted || file.trusted.unwrap_or(false);
+    if let Some(text) = &file.data_path {
+        policy.data_path = text
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("config file data-path: {e}"))?;
+    }
+    if let Some(path) = args.data_path {
+        policy.data_path = path;
+    }
     let file_dirs = file
         .grant_dir
         .clone()
@@ -540,6 +553,15 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
     instance
         .configure(&args.set, &formats)
         .map_err(|fault| anyhow::anyhow!("guest {} {fault} in setup.configure", program.name()))?;
+    instance
+        .map_buffers(&formats, DataPath::Auto)
+        .map_err(|fault| anyhow::anyhow!("guest {} {fault} in mapped-*.prepare", program.name()))?;
+    if world.processes_audio() {
+        println!("  audio data path: {}", instance.audio_path());
+    }
+    if world.processes_video() {
+        println!("  video data path: {}", instance.video_path());
+    }
     println!("  would run: yes (instantiated and configured)");
     Ok(())
 }

@@ -55,6 +55,7 @@ pub struct ConfigFile {
     pub memory_limit: Option<u64>,
     pub limiter: Option<bool>,
     pub trusted: Option<bool>,
+    pub data_path: Option<String>,
     pub grant_dir: Option<OneOrMany>,
     pub grant_env: Option<OneOrMany>,
     #[serde(default)]

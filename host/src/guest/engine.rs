@@ -1,6 +1,8 @@
 //! The wasmtime `Engine` guests are compiled for and run on, configured for
 //! low call overhead.
 
+use super::memory::HostMemoryCreator;
+use std::sync::Arc;
 use wasmtime::{Config, Engine, OptLevel};
 
 /// The engine for untrusted guests: epoch interruption on, so every call
@@ -26,5 +28,11 @@ pub fn engine_for(trusted: bool) -> anyhow::Result<Engine> {
     config.cranelift_opt_level(OptLevel::Speed);
     config.wasm_simd(true);
     config.epoch_interruption(!trusted);
+    // The host allocates every linear memory, so it knows where each one
+    // is and can move frames in and out directly (`memory`). Copy-on-write
+    // images need wasmtime's own mmaps, so data segments are copied instead
+    // (a few KB for our guests, once per instantiation).
+    config.with_host_memory(Arc::new(HostMemoryCreator));
+    config.memory_init_cow(false);
     Ok(Engine::new(&config)?)
 }

@@ -15,6 +15,9 @@ pub const AUDIO: &str = "sandstream:av/audio@0.1.0";
 pub const VIDEO: &str = "sandstream:av/video@0.1.0";
 /// Optional: snapshot/restore across swaps.
 pub const STATE: &str = "sandstream:av/state@0.1.0";
+/// Optional: the mapped data paths.
+pub const MAPPED_AUDIO: &str = "sandstream:av/mapped-audio@0.1.0";
+pub const MAPPED_VIDEO: &str = "sandstream:av/mapped-video@0.1.0";
 
 /// Imports the host satisfies: its own interfaces and WASI preview 2.
 const PROVIDED_IMPORT_PREFIXES: &[&str] = &[
@@ -202,9 +205,15 @@ impl Surface {
         }
     }
 
+    /// Whether the component exports the interface `name` (fully
+    /// qualified, e.g. [`STATE`]).
+    pub fn has_export(&self, name: &str) -> bool {
+        self.exports.iter().any(|e| e == name)
+    }
+
     /// Whether the guest can hand its state over on a swap.
     pub fn has_state(&self) -> bool {
-        self.exports.iter().any(|e| e == STATE)
+        self.has_export(STATE)
     }
 
     /// Decides which world the component implements.

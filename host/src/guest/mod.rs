@@ -1,13 +1,17 @@
 //! Guests: loading a component, checking it is one of our worlds, and
 //! calling it. Frame passing lives in [`GuestInstance::process_audio`] and
-//! [`GuestInstance::process_video`] only, so the list-based data path can be
-//! replaced by a mapped-memory one without touching the pipeline.
+//! [`GuestInstance::process_video`] (and [`GuestInstance::process_video_with`]
+//! for sources and sinks that fill and read the guest's buffer themselves):
+//! through the guest's own buffers when it exports `mapped-audio` /
+//! `mapped-video` (see `mapped` and `memory`), as lists otherwise.
 
 mod bindings;
 mod cache;
 mod engine;
 mod inspect;
 mod log_stream;
+mod mapped;
+mod memory;
 pub mod sandbox;
 pub mod supervisor;
 pub mod swap;
@@ -15,11 +19,14 @@ pub mod swap;
 pub use cache::{CacheOutcome, CompileCache};
 pub use engine::{engine_for, new_engine};
 pub use inspect::{LoadError, Surface, World};
+pub use mapped::{DataPath, StreamPath};
 pub use sandbox::{FaultPolicy, SandboxPolicy};
 pub use supervisor::{Delivery, Supervisor};
 
 use crate::media::{AudioFormat, VideoFormat};
-use bindings::{audio, log, setup, state, types};
+use bindings::{audio, log, mapped_audio, mapped_video, setup, state, types};
+use mapped::Buffers;
+use memory::GuestMemory;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -71,6 +78,8 @@ pub struct GuestProgram {
     audio: Option<audio::GuestIndices>,
     video: Option<bindings::video::GuestIndices>,
     state: Option<state::GuestIndices>,
+    mapped_audio: Option<mapped_audio::GuestIndices>,
+    mapped_video: Option<mapped_video::GuestIndices>,
 }
 
 impl GuestProgram {
@@ -144,8 +153,18 @@ impl GuestProgram {
             .then(|| state::GuestIndices::new(&pre))
             .transpose()
             .map_err(link)?;
+        let mapped_audio = (world.processes_audio() && surface.has_export(inspect::MAPPED_AUDIO))
+            .then(|| mapped_audio::GuestIndices::new(&pre))
+            .transpose()
+            .map_err(link)?;
+        let mapped_video = (world.processes_video() && surface.has_export(inspect::MAPPED_VIDEO))
+            .then(|| mapped_video::GuestIndices::new(&pre))
+            .transpose()
+            .map_err(link)?;
         Ok(Self {
             state,
+            mapped_audio,
+            mapped_video,
             name: name.into(),
             world,
             surface,
@@ -232,7 +251,14 @@ impl GuestProgram {
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(deadline_ticks);
-        let instance = self.pre.instantiate(&mut store)?;
+        let (instance, mut memories) =
+            memory::collect_during(|| self.pre.instantiate(&mut store));
+        let instance = instance?;
+        // The mapped path needs to know which memory the guest's buffers are
+        // in; with exactly one there is no doubt (every Rust, C and Zig
+        // guest). Several (e.g. a preview-1 adapter's own) mean lists.
+        let memory_count = memories.len();
+        let memory = (memory_count == 1).then(|| memories.remove(0));
         let setup = self.setup.load(&mut store, &instance)?;
         let audio = match &self.audio {
             Some(indices) => Some(indices.load(&mut store, &instance)?),
@@ -246,6 +272,14 @@ impl GuestProgram {
             Some(indices) => Some(indices.load(&mut store, &instance)?),
             None => None,
         };
+        let mapped_audio = match &self.mapped_audio {
+            Some(indices) => Some(indices.load(&mut store, &instance)?),
+            None => None,
+        };
+        let mapped_video = match &self.mapped_video {
+            Some(indices) => Some(indices.load(&mut store, &instance)?),
+            None => None,
+        };
         LIVE_INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(GuestInstance {
             state,
@@ -255,6 +289,17 @@ impl GuestProgram {
             setup,
             audio,
             video,
+            mapped: Mapped {
+                memory,
+                memory_count,
+                audio_api: mapped_audio,
+                video_api: mapped_video,
+                audio: None,
+                video: None,
+            },
+            audio_path: StreamPath::Lists { reason: None },
+            video_path: StreamPath::Lists { reason: None },
+            video_scratch: Vec::new(),
         })
     }
 }
@@ -262,7 +307,7 @@ impl GuestProgram {
 fn new_linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    bindings::AvEffectStateful::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    bindings::HostView::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     Ok(linker)
 }
 
@@ -285,6 +330,8 @@ pub enum GuestFault {
     },
     /// The guest does not implement this stream.
     NotImplemented(&'static str),
+    /// A mapped buffer no longer lies inside the guest's memory.
+    BadBuffer(memory::OutOfBounds),
 }
 
 impl fmt::Display for GuestFault {
@@ -305,6 +352,7 @@ impl fmt::Display for GuestFault {
                 "returned {got} {unit} where {expected} were expected (or 0 to drop)"
             ),
             GuestFault::NotImplemented(stream) => write!(f, "does not process {stream}"),
+            GuestFault::BadBuffer(err) => write!(f, "announced a buffer the host cannot use: {err}"),
         }
     }
 }
@@ -329,7 +377,10 @@ impl GuestFault {
     pub fn poisons_instance(&self) -> bool {
         matches!(
             self,
-            GuestFault::Timeout | GuestFault::OutOfMemory(_) | GuestFault::Trap(_)
+            GuestFault::Timeout
+                | GuestFault::OutOfMemory(_)
+                | GuestFault::Trap(_)
+                | GuestFault::BadBuffer(_)
         )
     }
 }
@@ -372,6 +423,15 @@ impl Drop for GuestInstance {
     }
 }
 
+/// What a guest did with a block or frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Processed {
+    /// The buffer now holds the guest's output.
+    Kept,
+    /// The guest dropped it; the buffer still holds the input.
+    Dropped,
+}
+
 /// One live instance of a guest, with its own store. Not shared between
 /// threads: the processing stage owns it.
 pub struct GuestInstance {
@@ -382,6 +442,23 @@ pub struct GuestInstance {
     audio: Option<audio::Guest>,
     video: Option<bindings::video::Guest>,
     state: Option<state::Guest>,
+    mapped: Mapped,
+    audio_path: StreamPath,
+    video_path: StreamPath,
+    /// List path of `process_video_with`: where the source writes.
+    video_scratch: Vec<u8>,
+}
+
+/// The instance's side of the mapped path.
+struct Mapped {
+    /// The guest's linear memory, when it has exactly one.
+    memory: Option<GuestMemory>,
+    memory_count: usize,
+    audio_api: Option<mapped_audio::Guest>,
+    video_api: Option<mapped_video::Guest>,
+    /// Checked buffers; `None` while the stream goes through lists.
+    audio: Option<Buffers>,
+    video: Option<Buffers>,
 }
 
 impl GuestInstance {
@@ -472,61 +549,265 @@ impl GuestInstance {
         }
     }
 
-    /// Sends one audio block through the guest. Returns the processed
-    /// samples, or an empty vector when the guest dropped the block.
+    /// How audio travels to this instance.
+    pub fn audio_path(&self) -> &StreamPath {
+        &self.audio_path
+    }
+
+    /// How video travels to this instance.
+    pub fn video_path(&self) -> &StreamPath {
+        &self.video_path
+    }
+
+    /// Asks the guest for its buffers (after `configure`, for the streams
+    /// in `formats`) and checks them. Streams whose buffers are missing or
+    /// unusable go through lists, with the reason in [`Self::audio_path`] /
+    /// [`Self::video_path`].
+    ///
+    /// # Errors
+    /// Only a trap or timeout in `prepare` (the guest's own error just means
+    /// lists).
+    pub fn map_buffers(&mut self, formats: &StreamFormats, path: DataPath) -> Result<(), GuestFault> {
+        if path == DataPath::Lists {
+            let asked = || Some("--data-path list".to_string());
+            self.audio_path = StreamPath::Lists { reason: asked() };
+            self.video_path = StreamPath::Lists { reason: asked() };
+            return Ok(());
+        }
+        if let Some((format, block)) = formats.audio {
+            let needed = block as usize * usize::from(format.channels) * size_of::<f32>();
+            self.arm();
+            let announced = (self.mapped.audio_api.as_ref()).map(|api| api.call_prepare(&mut self.store));
+            (self.mapped.audio, self.audio_path) = self.accept(announced, needed)?;
+        }
+        if let Some(format) = formats.video {
+            let needed = format.frame_bytes();
+            self.arm();
+            let announced = (self.mapped.video_api.as_ref()).map(|api| api.call_prepare(&mut self.store));
+            (self.mapped.video, self.video_path) = self.accept(announced, needed)?;
+        }
+        Ok(())
+    }
+
+    /// Turns the answer to `prepare` into the stream's path.
+    fn accept(
+        &self,
+        announced: Option<wasmtime::Result<Result<types::Buffers, String>>>,
+        needed: usize,
+    ) -> Result<(Option<Buffers>, StreamPath), GuestFault> {
+        let lists = |reason: String| Ok((None, StreamPath::Lists { reason: Some(reason) }));
+        let announced = match announced {
+            None => return Ok((None, StreamPath::Lists { reason: None })),
+            Some(Err(trap)) => return Err(self.classify(trap)),
+            Some(Ok(Err(message))) => return lists(format!("the guest declined: {message}")),
+            Some(Ok(Ok(announced))) => announced,
+        };
+        let Some(memory) = &self.mapped.memory else {
+            return lists(format!(
+                "the guest has {} linear memories, so its buffers are ambiguous",
+                self.mapped.memory_count
+            ));
+        };
+        match mapped::check_announcement(announced, needed, memory.size()) {
+            Ok(buffers) => Ok((
+                Some(buffers),
+                StreamPath::Mapped {
+                    in_place: buffers.in_place(),
+                },
+            )),
+            Err(problem) => {
+                tracing::warn!(
+                    "guest {} announced unusable buffers: {problem}; using lists instead",
+                    self.name
+                );
+                lists(format!("unusable buffers: {problem}"))
+            }
+        }
+    }
+
+    /// Sends one audio block through the guest, in place: on
+    /// [`Processed::Kept`] `samples` holds the output; otherwise (and on
+    /// error) it is untouched.
     ///
     /// # Errors
     /// A trap, an error the guest reported, or output of the wrong length.
     pub fn process_audio(
         &mut self,
         call: AudioCall,
-        samples: &[f32],
-    ) -> Result<Vec<f32>, GuestFault> {
+        samples: &mut Vec<f32>,
+    ) -> Result<Processed, GuestFault> {
         self.arm();
-        let audio = self
-            .audio
-            .as_ref()
-            .ok_or(GuestFault::NotImplemented("audio"))?;
         let info = types::AudioInfo {
             timestamp_ns: call.timestamp_ns,
             first_frame: call.first_frame,
             sample_rate: call.format.sample_rate,
             channels: u32::from(call.format.channels),
         };
+        let bytes = samples.len() * size_of::<f32>();
+        if let Some(buffers) = self.mapped.audio.filter(|b| bytes <= b.input.length) {
+            let memory = self.mapped.memory.as_mut().expect("mapped implies a memory");
+            memory
+                .slice_mut(buffers.input.offset, bytes)
+                .map_err(GuestFault::BadBuffer)?
+                .copy_from_slice(bytemuck::cast_slice(samples));
+            let api = self.mapped.audio_api.as_ref().expect("mapped implies the api");
+            let count = samples.len() as u32;
+            let outcome = match api.call_process(&mut self.store, info, count) {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(message)) => return Err(GuestFault::Reported(message)),
+                Err(trap) => return Err(self.classify(trap)),
+            };
+            if outcome == types::Outcome::Drop {
+                return Ok(Processed::Dropped);
+            }
+            let memory = self.mapped.memory.as_mut().expect("mapped implies a memory");
+            let output = memory
+                .slice(buffers.output.offset, bytes)
+                .map_err(GuestFault::BadBuffer)?;
+            bytemuck::cast_slice_mut(samples).copy_from_slice(output);
+            return Ok(Processed::Kept);
+        }
+        let audio = self
+            .audio
+            .as_ref()
+            .ok_or(GuestFault::NotImplemented("audio"))?;
         let output = match audio.call_process_audio(&mut self.store, info, samples) {
             Ok(Ok(output)) => output,
             Ok(Err(message)) => return Err(GuestFault::Reported(message)),
             Err(trap) => return Err(self.classify(trap)),
         };
-        check_len(output.len(), samples.len(), "samples")?;
-        Ok(output)
+        keep_list(output, samples, "samples")
     }
 
-    /// Sends one RGBA8 frame through the guest. Returns the processed
-    /// pixels, or an empty vector when the guest dropped the frame.
+    /// Sends one RGBA8 frame through the guest, in place: on
+    /// [`Processed::Kept`] `pixels` holds the output; otherwise (and on
+    /// error) it is untouched.
     ///
     /// # Errors
     /// A trap, an error the guest reported, or output of the wrong size.
-    pub fn process_video(&mut self, call: VideoCall, pixels: &[u8]) -> Result<Vec<u8>, GuestFault> {
+    pub fn process_video(
+        &mut self,
+        call: VideoCall,
+        pixels: &mut Vec<u8>,
+    ) -> Result<Processed, GuestFault> {
+        if self.video_mapped_for(pixels.len()) {
+            self.video_input()?.copy_from_slice(pixels);
+            let processed = self.call_mapped_video(call)?;
+            if processed == Processed::Kept {
+                pixels.copy_from_slice(self.video_output()?);
+            }
+            return Ok(processed);
+        }
+        let output = self.call_video_list(call, pixels)?;
+        keep_list(output, pixels, "bytes of RGBA frame")
+    }
+
+    /// Sends one frame through the guest without the caller holding it:
+    /// `fill` writes the input frame (`width * height * 4` bytes) and, if
+    /// the guest keeps it, `drain` reads the output. On the mapped path
+    /// both work directly on the guest's buffers, so a decoder can decode
+    /// into the guest and an encoder read from it with no copy in between.
+    ///
+    /// # Errors
+    /// As [`Self::process_video`].
+    pub fn process_video_with(
+        &mut self,
+        call: VideoCall,
+        fill: impl FnOnce(&mut [u8]),
+        drain: impl FnOnce(&[u8]),
+    ) -> Result<Processed, GuestFault> {
+        let bytes = call.format.frame_bytes();
+        if self.video_mapped_for(bytes) {
+            fill(self.video_input()?);
+            let processed = self.call_mapped_video(call)?;
+            if processed == Processed::Kept {
+                drain(self.video_output()?);
+            }
+            return Ok(processed);
+        }
+        let mut input = std::mem::take(&mut self.video_scratch);
+        input.resize(bytes, 0);
+        fill(&mut input);
+        let result = self.call_video_list(call, &input);
+        self.video_scratch = input;
+        let output = result?;
+        if output.is_empty() {
+            return Ok(Processed::Dropped);
+        }
+        check_len(output.len(), bytes, "bytes of RGBA frame")?;
+        drain(&output);
+        Ok(Processed::Kept)
+    }
+
+    fn video_mapped_for(&self, bytes: usize) -> bool {
+        self.mapped.video.is_some_and(|b| b.input.length == bytes)
+    }
+
+    /// The guest's video input buffer, bounds-checked now.
+    fn video_input(&mut self) -> Result<&mut [u8], GuestFault> {
+        let span = self.mapped.video.expect("checked by the caller").input;
+        let memory = self.mapped.memory.as_mut().expect("mapped implies a memory");
+        memory
+            .slice_mut(span.offset, span.length)
+            .map_err(GuestFault::BadBuffer)
+    }
+
+    /// The guest's video output buffer, bounds-checked now.
+    fn video_output(&mut self) -> Result<&[u8], GuestFault> {
+        let span = self.mapped.video.expect("checked by the caller").output;
+        let memory = self.mapped.memory.as_mut().expect("mapped implies a memory");
+        memory
+            .slice(span.offset, span.length)
+            .map_err(GuestFault::BadBuffer)
+    }
+
+    fn call_mapped_video(&mut self, call: VideoCall) -> Result<Processed, GuestFault> {
+        self.arm();
+        let api = self.mapped.video_api.as_ref().expect("mapped implies the api");
+        match api.call_process(&mut self.store, video_info(call)) {
+            Ok(Ok(types::Outcome::Keep)) => Ok(Processed::Kept),
+            Ok(Ok(types::Outcome::Drop)) => Ok(Processed::Dropped),
+            Ok(Err(message)) => Err(GuestFault::Reported(message)),
+            Err(trap) => Err(self.classify(trap)),
+        }
+    }
+
+    fn call_video_list(&mut self, call: VideoCall, pixels: &[u8]) -> Result<Vec<u8>, GuestFault> {
         self.arm();
         let video = self
             .video
             .as_ref()
             .ok_or(GuestFault::NotImplemented("video"))?;
-        let info = types::VideoInfo {
-            timestamp_ns: call.timestamp_ns,
-            index: call.index,
-            width: call.format.width,
-            height: call.format.height,
-        };
-        let output = match video.call_process_video(&mut self.store, info, pixels) {
-            Ok(Ok(output)) => output,
-            Ok(Err(message)) => return Err(GuestFault::Reported(message)),
-            Err(trap) => return Err(self.classify(trap)),
-        };
-        check_len(output.len(), pixels.len(), "bytes of RGBA frame")?;
-        Ok(output)
+        match video.call_process_video(&mut self.store, video_info(call), pixels) {
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(message)) => Err(GuestFault::Reported(message)),
+            Err(trap) => Err(self.classify(trap)),
+        }
     }
+}
+
+fn video_info(call: VideoCall) -> types::VideoInfo {
+    types::VideoInfo {
+        timestamp_ns: call.timestamp_ns,
+        index: call.index,
+        width: call.format.width,
+        height: call.format.height,
+    }
+}
+
+/// The list path's result: the guest's vector replaces `buffer` (an empty
+/// one means dropped).
+fn keep_list<T>(
+    output: Vec<T>,
+    buffer: &mut Vec<T>,
+    unit: &'static str,
+) -> Result<Processed, GuestFault> {
+    if output.is_empty() {
+        return Ok(Processed::Dropped);
+    }
+    check_len(output.len(), buffer.len(), unit)?;
+    *buffer = output;
+    Ok(Processed::Kept)
 }
 
 fn check_len(got: usize, expected: usize, unit: &'static str) -> Result<(), GuestFault> {

@@ -130,6 +130,8 @@ pub struct SandboxPolicy {
     pub on_fault: FaultPolicy,
     /// Keep audio within ±1.0 full scale after the guest.
     pub limiter: bool,
+    /// Whether frames may go through the guest's own buffers.
+    pub data_path: super::DataPath,
 }
 
 impl Default for SandboxPolicy {
@@ -141,6 +143,7 @@ impl Default for SandboxPolicy {
             deadline: None,
             on_fault: FaultPolicy::Bypass,
             limiter: true,
+            data_path: super::DataPath::Auto,
         }
     }
 }

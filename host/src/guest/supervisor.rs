@@ -10,8 +10,10 @@
 
 use super::sandbox::{self, FaultPolicy, SandboxPolicy};
 use super::swap::Prepared;
-use super::{AudioCall, GuestFault, GuestInstance, GuestProgram, StreamFormats, VideoCall};
-use crate::media::{AudioBlock, BufferPool, VideoFrame};
+use super::{
+    AudioCall, GuestFault, GuestInstance, GuestProgram, Processed, StreamFormats, VideoCall,
+};
+use crate::media::{AudioBlock, VideoFrame};
 use crate::pipeline::Counters;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -94,6 +96,7 @@ fn prepare_instance_ticks(
         .instantiate_with(&policy.grants, policy.memory_limit, setup_ticks)
         .map_err(GuestFault::Trap)?;
     instance.configure(config, formats)?;
+    instance.map_buffers(formats, policy.data_path)?;
     Ok(instance)
 }
 
@@ -309,7 +312,9 @@ impl Supervisor {
             GuestFault::OutOfMemory(_) => &self.counters.fault_memory,
             GuestFault::Trap(_) => &self.counters.fault_traps,
             GuestFault::Reported(_) => &self.counters.fault_errors,
-            GuestFault::WrongSize { .. } => &self.counters.fault_wrong_size,
+            GuestFault::WrongSize { .. } | GuestFault::BadBuffer(_) => {
+                &self.counters.fault_wrong_size
+            }
             GuestFault::NotImplemented(_) => &self.counters.fault_errors,
         };
         let seen = counter.fetch_add(1, Relaxed) + 1;
@@ -336,12 +341,7 @@ impl Supervisor {
     ///
     /// # Errors
     /// Only with `--on-fault stop`.
-    pub fn audio(
-        &mut self,
-        block: &mut AudioBlock,
-        call: AudioCall,
-        pool: &BufferPool<f32>,
-    ) -> anyhow::Result<Delivery> {
+    pub fn audio(&mut self, block: &mut AudioBlock, call: AudioCall) -> anyhow::Result<Delivery> {
         let ticks = self.audio_ticks;
         if self.fade.is_some() {
             self.fade_input.clone_from(&block.samples);
@@ -350,13 +350,13 @@ impl Supervisor {
             None => None,
             Some(instance) => {
                 instance.set_deadline_ticks(ticks);
-                Some(instance.process_audio(call, &block.samples))
+                Some(instance.process_audio(call, &mut block.samples))
             }
         };
         match result {
             None => self.audio_fallback(block),
-            Some(Ok(output)) if output.is_empty() => return Ok(Delivery::DroppedByGuest),
-            Some(Ok(output)) => pool.give(std::mem::replace(&mut block.samples, output)),
+            Some(Ok(Processed::Dropped)) => return Ok(Delivery::DroppedByGuest),
+            Some(Ok(Processed::Kept)) => {}
             Some(Err(fault)) => {
                 self.on_fault(
                     fault,
@@ -378,13 +378,14 @@ impl Supervisor {
             return;
         };
         fade.instance.set_deadline_ticks(self.audio_ticks);
-        let old = match fade.instance.process_audio(call, &self.fade_input) {
-            Ok(old) if old.len() == block.samples.len() => old,
+        let old = &mut self.fade_input;
+        match fade.instance.process_audio(call, old) {
+            Ok(Processed::Kept) if old.len() == block.samples.len() => {}
             _ => {
                 self.fade = None;
                 return;
             }
-        };
+        }
         let channels = usize::from(call.format.channels.max(1));
         let total = self.crossfade_frames as f32;
         for (frame, (new, old)) in block
@@ -408,25 +409,19 @@ impl Supervisor {
     ///
     /// # Errors
     /// Only with `--on-fault stop`.
-    pub fn video(
-        &mut self,
-        frame: &mut VideoFrame,
-        call: VideoCall,
-        pool: &BufferPool<u8>,
-    ) -> anyhow::Result<Delivery> {
+    pub fn video(&mut self, frame: &mut VideoFrame, call: VideoCall) -> anyhow::Result<Delivery> {
         let ticks = self.video_ticks;
         let result = match self.ready() {
             None => None,
             Some(instance) => {
                 instance.set_deadline_ticks(ticks);
-                Some(instance.process_video(call, &frame.pixels))
+                Some(instance.process_video(call, &mut frame.pixels))
             }
         };
         match result {
             None => self.video_fallback(frame),
-            Some(Ok(output)) if output.is_empty() => return Ok(Delivery::DroppedByGuest),
-            Some(Ok(output)) => {
-                pool.give(std::mem::replace(&mut frame.pixels, output));
+            Some(Ok(Processed::Dropped)) => return Ok(Delivery::DroppedByGuest),
+            Some(Ok(Processed::Kept)) => {
                 if self.policy.on_fault == FaultPolicy::Hold {
                     self.last_good_frame.clone_from(&frame.pixels);
                 }

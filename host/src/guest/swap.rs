@@ -168,24 +168,24 @@ impl Controller {
     fn dry_run(&self, instance: &mut GuestInstance) -> Result<(), GuestFault> {
         if let Some((format, block)) = self.formats.audio {
             instance.set_deadline_ticks(sandbox::ticks_for(self.deadlines.audio));
-            let samples = vec![0.0; block as usize * usize::from(format.channels)];
+            let mut samples = vec![0.0; block as usize * usize::from(format.channels)];
             let call = AudioCall {
                 timestamp_ns: 0,
                 first_frame: 0,
                 format,
             };
-            instance.process_audio(call, &samples)?;
+            instance.process_audio(call, &mut samples)?;
         }
         if let Some(format) = self.formats.video {
             instance.set_deadline_ticks(sandbox::ticks_for(self.deadlines.video));
-            let pixels: Vec<u8> =
+            let mut pixels: Vec<u8> =
                 [0, 0, 0, 255].repeat(format.width as usize * format.height as usize);
             let call = VideoCall {
                 timestamp_ns: 0,
                 index: 0,
                 format,
             };
-            instance.process_video(call, &pixels)?;
+            instance.process_video(call, &mut pixels)?;
         }
         Ok(())
     }

@@ -786,9 +786,14 @@ impl Streamer {
             .spawn(move || controller.run(commands, prepared_tx))
             .context("spawning the control thread")?;
         let (guest, run_p) = (self.supervisor, run.clone());
+        let order = if self.realtime {
+            stages::Order::Arrival
+        } else {
+            stages::Order::MediaTime
+        };
         spawn(
             "process",
-            Box::new(move || stages::process(guest, lanes, prepared_rx, run_p)),
+            Box::new(move || stages::process(guest, lanes, prepared_rx, run_p, order)),
         )?;
 
         if let (Some(audio), Some(video)) = (audio_to_sync, video_to_sync) {

@@ -208,11 +208,87 @@ pub struct ProcessLanes {
     pub video: Option<Lane<VideoFrame, u8, VideoFormat>>,
 }
 
+/// In which order the processing stage takes blocks from its two lanes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Whatever arrives first (real time: capture order).
+    Arrival,
+    /// Earliest media timestamp first, waiting for both lanes (offline): an
+    /// A/V guest then sees the same interleaving on every run, so its
+    /// output is reproducible.
+    MediaTime,
+}
+
 /// Owns the guest instance: one thread enters it, so calls never overlap.
 /// Streams the guest does not process pass through untouched.
 /// Swaps prepared by the controller are installed between two blocks, so
 /// every block is processed by exactly one guest.
 pub fn process(
+    guest: Supervisor,
+    lanes: ProcessLanes,
+    swaps: Receiver<Prepared>,
+    run: Arc<RunControl>,
+    order: Order,
+) {
+    match order {
+        Order::Arrival => process_as_they_come(guest, lanes, swaps, run),
+        Order::MediaTime => process_in_media_order(guest, lanes, swaps, run),
+    }
+}
+
+fn process_in_media_order(
+    mut guest: Supervisor,
+    lanes: ProcessLanes,
+    swaps: Receiver<Prepared>,
+    run: Arc<RunControl>,
+) {
+    let ProcessLanes { audio, video } = lanes;
+    let (audio_rx, mut audio_tx, audio_pool, audio_format) = split(audio);
+    let (video_rx, mut video_tx, video_pool, video_format) = split(video);
+    let (mut next_audio, mut next_video) = (None, None);
+    loop {
+        if next_audio.is_none()
+            && let (Some(rx), Some(_)) = (&audio_rx, &audio_tx)
+        {
+            // A closed lane closes downstream too.
+            next_audio = rx.recv().ok();
+            audio_tx = audio_tx.filter(|_| next_audio.is_some());
+        }
+        if next_video.is_none()
+            && let (Some(rx), Some(_)) = (&video_rx, &video_tx)
+        {
+            next_video = rx.recv().ok();
+            video_tx = video_tx.filter(|_| next_video.is_some());
+        }
+        let audio_first = match (&next_audio, &next_video) {
+            (Some(block), Some(frame)) => block.timestamp_ns <= frame.timestamp_ns,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return,
+        };
+        while let Ok(prepared) = swaps.try_recv() {
+            guest.install(prepared);
+        }
+        let result = match (audio_first, &audio_tx, &audio_pool, &video_tx, &video_pool) {
+            (true, Some(tx), Some(pool), _, _) => {
+                let block = next_audio.take().expect("chosen because present");
+                let format = audio_format.expect("a lane has a format");
+                process_audio_block(&mut guest, block, format, pool, tx, &run)
+            }
+            (false, _, _, Some(tx), Some(pool)) => {
+                let frame = next_video.take().expect("chosen because present");
+                let format = video_format.expect("a lane has a format");
+                process_video_frame(&mut guest, frame, format, pool, tx, &run)
+            }
+            _ => unreachable!("a pending block always has its lane"),
+        };
+        if let Err(err) = result {
+            return run.fail(err);
+        }
+    }
+}
+
+fn process_as_they_come(
     mut guest: Supervisor,
     lanes: ProcessLanes,
     swaps: Receiver<Prepared>,
@@ -307,7 +383,7 @@ fn process_audio_block(
         first_frame: block.first_frame,
         format,
     };
-    match guest.audio(&mut block, call, pool)? {
+    match guest.audio(&mut block, call)? {
         Delivery::Send => forward(tx, block),
         Delivery::DroppedByGuest => {
             run.counters.audio_dropped_by_guest.fetch_add(1, Relaxed);
@@ -330,7 +406,7 @@ fn process_video_frame(
         index: frame.index,
         format,
     };
-    match guest.video(&mut frame, call, pool)? {
+    match guest.video(&mut frame, call)? {
         Delivery::Send => forward(tx, frame),
         Delivery::DroppedByGuest => {
             run.counters.video_dropped_by_guest.fetch_add(1, Relaxed);
