@@ -1,50 +1,61 @@
 //! Round trips through a guest, beside a plain memcpy of the same bytes and
-//! the same kernel run natively. Guests come from `cargo xtask guests`
-//! (`cargo xtask bench` builds them first).
+//! the same kernel run natively, on both data paths:
+//! - list: the frame is a canonical-ABI `list` argument and result;
+//! - mapped, copied: the frame is copied into the guest's own buffer and the
+//!   result copied back out (what the pipeline does today);
+//! - mapped, in place: `process_video_with` fills the guest's buffer (here
+//!   with a memcpy, standing in for a decoder) and reads the result where it
+//!   lies (standing in for an encoder), so the one copy left is the one a
+//!   device would force.
 //!
-//! Numbers and the machine they were measured on: docs/PERFORMANCE.md.
+//! Guests come from `cargo xtask guests` (`cargo xtask bench` builds them
+//! first). Numbers and the machine they were measured on:
+//! docs/PERFORMANCE.md.
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use sandstream::guest::{
-    AudioCall, GuestInstance, GuestProgram, StreamFormats, VideoCall, engine_for,
+    AudioCall, DataPath, GuestInstance, GuestProgram, StreamFormats, VideoCall, engine_for,
 };
 use sandstream::media::{AudioFormat, Fps, VideoFormat};
 use std::hint::black_box;
 use std::path::PathBuf;
+use std::time::Duration;
 
 const AUDIO: AudioFormat = AudioFormat {
     sample_rate: 48_000,
     channels: 2,
 };
 const BLOCK_FRAMES: u32 = 512;
-const VIDEO: VideoFormat = VideoFormat {
-    width: 1920,
-    height: 1080,
-    fps: Fps { num: 30, den: 1 },
-};
 
-/// A configured instance; `trusted` compiles without epoch checks (no
-/// deadlines), as `--trusted` does.
-fn instance(name: &str, trusted: bool) -> GuestInstance {
-    let path = std::env::var_os("SANDSTREAM_GUESTS_DIR")
+fn video_format(width: u32, height: u32) -> VideoFormat {
+    VideoFormat {
+        width,
+        height,
+        fps: Fps { num: 30, den: 1 },
+    }
+}
+
+/// A configured instance on `path`; `trusted` compiles without epoch
+/// checks (no deadlines), as `--trusted` does.
+fn instance(name: &str, trusted: bool, formats: StreamFormats, path: DataPath) -> GuestInstance {
+    let file = std::env::var_os("SANDSTREAM_GUESTS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/guests"))
         .join(format!("{name}.wasm"));
     assert!(
-        path.is_file(),
+        file.is_file(),
         "{} missing: run `cargo xtask guests`",
-        path.display()
+        file.display()
     );
     let engine = engine_for(trusted).unwrap();
-    let program = GuestProgram::load(&engine, &path, None).unwrap();
+    let program = GuestProgram::load(&engine, &file, None).unwrap();
     let mut instance = program.instantiate().unwrap();
-    let formats = StreamFormats {
-        audio: Some((AUDIO, BLOCK_FRAMES)),
-        video: Some(VIDEO),
-    };
     instance.configure(&Vec::new(), &formats).unwrap();
+    instance.map_buffers(&formats, path).unwrap();
     instance
 }
+
+const PATHS: [(&str, DataPath); 2] = [("list", DataPath::Lists), ("mapped", DataPath::Auto)];
 
 fn audio(c: &mut Criterion) {
     let samples: Vec<f32> = (0..BLOCK_FRAMES as usize * 2)
@@ -55,7 +66,12 @@ fn audio(c: &mut Criterion) {
         first_frame: 0,
         format: AUDIO,
     };
+    let formats = StreamFormats {
+        audio: Some((AUDIO, BLOCK_FRAMES)),
+        video: None,
+    };
     let mut group = c.benchmark_group("audio 512 stereo frames");
+    quick(&mut group);
     group.throughput(Throughput::Bytes((samples.len() * 4) as u64));
     let mut out = vec![0.0f32; samples.len()];
     group.bench_function("memcpy", |b| {
@@ -69,61 +85,143 @@ fn audio(c: &mut Criterion) {
         })
     });
     for (mode, trusted) in [("sandboxed", false), ("trusted", true)] {
-        let mut passthrough = instance("passthrough", trusted);
-        group.bench_function(format!("guest passthrough, list path, {mode}"), |b| {
+        for (path_name, path) in PATHS {
+            for guest in ["passthrough", "gain"] {
+                let mut instance = instance(guest, trusted, formats, path);
+                let mut block = samples.clone();
+                group.bench_function(format!("guest {guest}, {path_name}, {mode}"), |b| {
+                    b.iter(|| {
+                        block.copy_from_slice(&samples);
+                        instance.process_audio(call, black_box(&mut block)).unwrap()
+                    })
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
+/// A test frame: a deterministic, busy pattern.
+fn frame(format: VideoFormat) -> Vec<u8> {
+    (0..format.frame_bytes())
+        .map(|i| (i * 7 % 251) as u8)
+        .collect()
+}
+
+/// The identity round trip at each size: host overhead alone.
+fn video_overhead(c: &mut Criterion) {
+    for (width, height) in [(1280, 720), (1920, 1080), (3840, 2160)] {
+        let format = video_format(width, height);
+        let input = frame(format);
+        let call = VideoCall {
+            timestamp_ns: 0,
+            index: 0,
+            format,
+        };
+        let formats = StreamFormats {
+            audio: None,
+            video: Some(format),
+        };
+        let mut group = c.benchmark_group(format!("video {width}x{height} RGBA passthrough"));
+        quick(&mut group);
+        group.throughput(Throughput::Bytes(input.len() as u64));
+        let mut out = vec![0u8; input.len()];
+        group.bench_function("memcpy", |b| {
+            b.iter(|| out.copy_from_slice(black_box(&input)))
+        });
+        for (path_name, path) in PATHS {
+            let mut guest = instance("passthrough", false, formats, path);
+            group.bench_function(format!("{path_name}, copied in and out"), |b| {
+                b.iter(|| guest.process_video(call, black_box(&mut out)).unwrap())
+            });
+        }
+        let mut guest = instance("passthrough", false, formats, DataPath::Auto);
+        group.bench_function("mapped, filled and read in place", |b| {
             b.iter(|| {
-                passthrough
-                    .process_audio(call, black_box(&samples))
+                guest
+                    .process_video_with(
+                        call,
+                        |dst| dst.copy_from_slice(black_box(&input)),
+                        |src| {
+                            black_box(src);
+                        },
+                    )
                     .unwrap()
             })
         });
-        let mut gain = instance("gain", trusted);
-        group.bench_function(format!("guest gain, list path, {mode}"), |b| {
-            b.iter(|| gain.process_audio(call, black_box(&samples)).unwrap())
-        });
+        group.finish();
     }
-    group.finish();
 }
 
-fn native_grayscale(src: &[u8], dst: &mut [u8]) {
-    for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
-        let luma = ((77 * u32::from(s[0]) + 150 * u32::from(s[1]) + 29 * u32::from(s[2]) + 128)
+/// The grayscale example's kernel, compiled natively.
+fn native_grayscale(pixels: &mut [u8]) {
+    for pixel in pixels.chunks_exact_mut(4) {
+        let luma = ((77 * u32::from(pixel[0])
+            + 150 * u32::from(pixel[1])
+            + 29 * u32::from(pixel[2])
+            + 128)
             >> 8) as u8;
-        d.copy_from_slice(&[luma, luma, luma, s[3]]);
+        pixel[..3].fill(luma);
     }
 }
 
-fn video(c: &mut Criterion) {
-    let frame: Vec<u8> = (0..VIDEO.frame_bytes())
-        .map(|i| (i * 7 % 251) as u8)
-        .collect();
+fn video_grayscale(c: &mut Criterion) {
+    let format = video_format(1920, 1080);
+    let input = frame(format);
     let call = VideoCall {
         timestamp_ns: 0,
         index: 0,
-        format: VIDEO,
+        format,
     };
-    let mut group = c.benchmark_group("video 1920x1080 RGBA");
-    group.sample_size(30);
-    group.throughput(Throughput::Bytes(frame.len() as u64));
-    let mut out = vec![0u8; frame.len()];
-    group.bench_function("memcpy", |b| {
-        b.iter(|| out.copy_from_slice(black_box(&frame)))
-    });
-    group.bench_function("native grayscale", |b| {
-        b.iter(|| native_grayscale(black_box(&frame), &mut out))
+    let formats = StreamFormats {
+        audio: None,
+        video: Some(format),
+    };
+    let mut group = c.benchmark_group("video 1920x1080 RGBA grayscale");
+    quick(&mut group);
+    group.throughput(Throughput::Bytes(input.len() as u64));
+    let mut out = vec![0u8; input.len()];
+    group.bench_function("native kernel + memcpy", |b| {
+        b.iter(|| {
+            out.copy_from_slice(black_box(&input));
+            native_grayscale(&mut out);
+        })
     });
     for (mode, trusted) in [("sandboxed", false), ("trusted", true)] {
-        let mut passthrough = instance("passthrough", trusted);
-        group.bench_function(format!("guest passthrough, list path, {mode}"), |b| {
-            b.iter(|| passthrough.process_video(call, black_box(&frame)).unwrap())
-        });
-        let mut grayscale = instance("grayscale", trusted);
-        group.bench_function(format!("guest grayscale simd128, list path, {mode}"), |b| {
-            b.iter(|| grayscale.process_video(call, black_box(&frame)).unwrap())
+        for (path_name, path) in PATHS {
+            let mut guest = instance("grayscale", trusted, formats, path);
+            group.bench_function(format!("simd128 guest, {path_name}, copied, {mode}"), |b| {
+                b.iter(|| {
+                    out.copy_from_slice(&input);
+                    guest.process_video(call, black_box(&mut out)).unwrap()
+                })
+            });
+        }
+        let mut guest = instance("grayscale", trusted, formats, DataPath::Auto);
+        group.bench_function(format!("simd128 guest, mapped, in place, {mode}"), |b| {
+            b.iter(|| {
+                guest
+                    .process_video_with(
+                        call,
+                        |dst| dst.copy_from_slice(black_box(&input)),
+                        |src| {
+                            black_box(src);
+                        },
+                    )
+                    .unwrap()
+            })
         });
     }
     group.finish();
 }
 
-criterion_group!(benches, audio, video);
+/// Short runs: the medians settle within a few seconds and the whole bench
+/// must fit a developer's patience on two cores.
+fn quick<M: criterion::measurement::Measurement>(group: &mut BenchmarkGroup<'_, M>) {
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+    group.sample_size(30);
+}
+
+criterion_group!(benches, audio, video_overhead, video_grayscale);
 criterion_main!(benches);

@@ -4,8 +4,7 @@
 
 use crate::config_file::{ConfigFile, OneOrMany};
 use crate::guest::{
-    DataPath,
-    CompileCache, FaultPolicy, GuestProgram, SandboxPolicy, StreamFormats, new_engine,
+    CompileCache, DataPath, FaultPolicy, GuestProgram, SandboxPolicy, StreamFormats, new_engine,
 };
 use crate::media::{AudioFormat, Fps, VideoFormat};
 use crate::pipeline::{self, CacheSetting, Streamer, StreamerBuilder};

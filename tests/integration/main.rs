@@ -12,5 +12,6 @@ mod hostile;
 mod interrupt;
 mod live_commands;
 mod malformed;
+mod mapped;
 mod sandbox;
 mod video;

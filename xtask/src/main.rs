@@ -26,6 +26,7 @@ const GUESTS: &[&str] = &[
     "hostile",
     "double",
     "counter",
+    "lying-buffers",
 ];
 
 const WASM_TARGET: &str = "wasm32-wasip2";

@@ -168,14 +168,16 @@ mod tests {
 
     #[test]
     fn lies_are_named() {
-        let err = |input, output| {
-            check_announcement(announce(input, output), 16, 1024).unwrap_err()
-        };
+        let err =
+            |input, output| check_announcement(announce(input, output), 16, 1024).unwrap_err();
         assert!(err((0, 8), (0, 16)).contains("input buffer holds 8 bytes where 16"));
         assert!(
-            err((1020, 16), (0, 16)).contains("input buffer (bytes 1020..1036) lies outside its 1024-byte")
+            err((1020, 16), (0, 16))
+                .contains("input buffer (bytes 1020..1036) lies outside its 1024-byte")
         );
-        assert!(err((0, 16), (u32::MAX, 16)).contains("output buffer (bytes 4294967295..4294967311)"));
+        assert!(
+            err((0, 16), (u32::MAX, 16)).contains("output buffer (bytes 4294967295..4294967311)")
+        );
         assert!(err((0, 16), (8, 16)).contains("overlap without being the same buffer"));
     }
 
@@ -183,6 +185,11 @@ mod tests {
     fn data_path_parses() {
         assert_eq!("auto".parse(), Ok(DataPath::Auto));
         assert_eq!("list".parse(), Ok(DataPath::Lists));
-        assert!("zero-copy".parse::<DataPath>().unwrap_err().contains("auto or list"));
+        assert!(
+            "zero-copy"
+                .parse::<DataPath>()
+                .unwrap_err()
+                .contains("auto or list")
+        );
     }
 }

@@ -191,7 +191,9 @@ pub fn collect_during<R>(instantiate: impl FnOnce() -> R) -> (R, Vec<GuestMemory
     let outer = COLLECTED.with(|c| c.borrow_mut().replace(Vec::new()));
     let reset = Reset(outer);
     let result = instantiate();
-    let memories = COLLECTED.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    let memories = COLLECTED
+        .with(|c| c.borrow_mut().take())
+        .unwrap_or_default();
     drop(reset);
     (result, memories)
 }

@@ -116,13 +116,13 @@ impl GuestProgram {
     ) -> Result<Self, LoadError> {
         inspect::check_header(bytes)?;
         let invalid = |err: wasmtime::Error| LoadError::Invalid {
-            detail: format!("{err:#}"),
+            detail: one_line(&err),
         };
         let (component, cache) = match cache {
             Some(cache) => cache
                 .load(engine, bytes)
                 .map_err(|err| LoadError::Invalid {
-                    detail: format!("{err:#}"),
+                    detail: one_line(&err),
                 })?,
             None => (
                 wasmtime::component::Component::new(engine, bytes).map_err(invalid)?,
@@ -130,7 +130,7 @@ impl GuestProgram {
             ),
         };
         let link = |err: wasmtime::Error| LoadError::Link {
-            detail: format!("{err:#}"),
+            detail: one_line(&err),
         };
         let surface = Surface::of(engine, &component);
         let world = surface.world()?;
@@ -251,8 +251,7 @@ impl GuestProgram {
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(deadline_ticks);
-        let (instance, mut memories) =
-            memory::collect_during(|| self.pre.instantiate(&mut store));
+        let (instance, mut memories) = memory::collect_during(|| self.pre.instantiate(&mut store));
         let instance = instance?;
         // The mapped path needs to know which memory the guest's buffers are
         // in; with exactly one there is no doubt (every Rust, C and Zig
@@ -300,8 +299,20 @@ impl GuestProgram {
             audio_path: StreamPath::Lists { reason: None },
             video_path: StreamPath::Lists { reason: None },
             video_scratch: Vec::new(),
+            last_call_mapped: false,
         })
     }
+}
+
+/// An error and its causes on one line: load errors are shown as one
+/// `error:` line, and some parser messages span several.
+fn one_line(err: &dyn fmt::Display) -> String {
+    format!("{err:#}")
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn new_linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
@@ -352,7 +363,9 @@ impl fmt::Display for GuestFault {
                 "returned {got} {unit} where {expected} were expected (or 0 to drop)"
             ),
             GuestFault::NotImplemented(stream) => write!(f, "does not process {stream}"),
-            GuestFault::BadBuffer(err) => write!(f, "announced a buffer the host cannot use: {err}"),
+            GuestFault::BadBuffer(err) => {
+                write!(f, "announced a buffer the host cannot use: {err}")
+            }
         }
     }
 }
@@ -447,6 +460,8 @@ pub struct GuestInstance {
     video_path: StreamPath,
     /// List path of `process_video_with`: where the source writes.
     video_scratch: Vec<u8>,
+    /// Whether the last block or frame went through mapped memory.
+    last_call_mapped: bool,
 }
 
 /// The instance's side of the mapped path.
@@ -549,6 +564,12 @@ impl GuestInstance {
         }
     }
 
+    /// Whether the last block or frame went through the guest's buffers
+    /// (rather than as a list).
+    pub fn last_call_mapped(&self) -> bool {
+        self.last_call_mapped
+    }
+
     /// How audio travels to this instance.
     pub fn audio_path(&self) -> &StreamPath {
         &self.audio_path
@@ -567,7 +588,11 @@ impl GuestInstance {
     /// # Errors
     /// Only a trap or timeout in `prepare` (the guest's own error just means
     /// lists).
-    pub fn map_buffers(&mut self, formats: &StreamFormats, path: DataPath) -> Result<(), GuestFault> {
+    pub fn map_buffers(
+        &mut self,
+        formats: &StreamFormats,
+        path: DataPath,
+    ) -> Result<(), GuestFault> {
         if path == DataPath::Lists {
             let asked = || Some("--data-path list".to_string());
             self.audio_path = StreamPath::Lists { reason: asked() };
@@ -577,13 +602,15 @@ impl GuestInstance {
         if let Some((format, block)) = formats.audio {
             let needed = block as usize * usize::from(format.channels) * size_of::<f32>();
             self.arm();
-            let announced = (self.mapped.audio_api.as_ref()).map(|api| api.call_prepare(&mut self.store));
+            let announced =
+                (self.mapped.audio_api.as_ref()).map(|api| api.call_prepare(&mut self.store));
             (self.mapped.audio, self.audio_path) = self.accept(announced, needed)?;
         }
         if let Some(format) = formats.video {
             let needed = format.frame_bytes();
             self.arm();
-            let announced = (self.mapped.video_api.as_ref()).map(|api| api.call_prepare(&mut self.store));
+            let announced =
+                (self.mapped.video_api.as_ref()).map(|api| api.call_prepare(&mut self.store));
             (self.mapped.video, self.video_path) = self.accept(announced, needed)?;
         }
         Ok(())
@@ -595,7 +622,14 @@ impl GuestInstance {
         announced: Option<wasmtime::Result<Result<types::Buffers, String>>>,
         needed: usize,
     ) -> Result<(Option<Buffers>, StreamPath), GuestFault> {
-        let lists = |reason: String| Ok((None, StreamPath::Lists { reason: Some(reason) }));
+        let lists = |reason: String| {
+            Ok((
+                None,
+                StreamPath::Lists {
+                    reason: Some(reason),
+                },
+            ))
+        };
         let announced = match announced {
             None => return Ok((None, StreamPath::Lists { reason: None })),
             Some(Err(trap)) => return Err(self.classify(trap)),
@@ -644,13 +678,23 @@ impl GuestInstance {
             channels: u32::from(call.format.channels),
         };
         let bytes = samples.len() * size_of::<f32>();
-        if let Some(buffers) = self.mapped.audio.filter(|b| bytes <= b.input.length) {
-            let memory = self.mapped.memory.as_mut().expect("mapped implies a memory");
+        let mapped = self.mapped.audio.filter(|b| bytes <= b.input.length);
+        self.last_call_mapped = mapped.is_some();
+        if let Some(buffers) = mapped {
+            let memory = self
+                .mapped
+                .memory
+                .as_mut()
+                .expect("mapped implies a memory");
             memory
                 .slice_mut(buffers.input.offset, bytes)
                 .map_err(GuestFault::BadBuffer)?
                 .copy_from_slice(bytemuck::cast_slice(samples));
-            let api = self.mapped.audio_api.as_ref().expect("mapped implies the api");
+            let api = self
+                .mapped
+                .audio_api
+                .as_ref()
+                .expect("mapped implies the api");
             let count = samples.len() as u32;
             let outcome = match api.call_process(&mut self.store, info, count) {
                 Ok(Ok(outcome)) => outcome,
@@ -660,7 +704,11 @@ impl GuestInstance {
             if outcome == types::Outcome::Drop {
                 return Ok(Processed::Dropped);
             }
-            let memory = self.mapped.memory.as_mut().expect("mapped implies a memory");
+            let memory = self
+                .mapped
+                .memory
+                .as_mut()
+                .expect("mapped implies a memory");
             let output = memory
                 .slice(buffers.output.offset, bytes)
                 .map_err(GuestFault::BadBuffer)?;
@@ -690,7 +738,8 @@ impl GuestInstance {
         call: VideoCall,
         pixels: &mut Vec<u8>,
     ) -> Result<Processed, GuestFault> {
-        if self.video_mapped_for(pixels.len()) {
+        self.last_call_mapped = self.video_mapped_for(pixels.len());
+        if self.last_call_mapped {
             self.video_input()?.copy_from_slice(pixels);
             let processed = self.call_mapped_video(call)?;
             if processed == Processed::Kept {
@@ -717,7 +766,8 @@ impl GuestInstance {
         drain: impl FnOnce(&[u8]),
     ) -> Result<Processed, GuestFault> {
         let bytes = call.format.frame_bytes();
-        if self.video_mapped_for(bytes) {
+        self.last_call_mapped = self.video_mapped_for(bytes);
+        if self.last_call_mapped {
             fill(self.video_input()?);
             let processed = self.call_mapped_video(call)?;
             if processed == Processed::Kept {
@@ -746,7 +796,11 @@ impl GuestInstance {
     /// The guest's video input buffer, bounds-checked now.
     fn video_input(&mut self) -> Result<&mut [u8], GuestFault> {
         let span = self.mapped.video.expect("checked by the caller").input;
-        let memory = self.mapped.memory.as_mut().expect("mapped implies a memory");
+        let memory = self
+            .mapped
+            .memory
+            .as_mut()
+            .expect("mapped implies a memory");
         memory
             .slice_mut(span.offset, span.length)
             .map_err(GuestFault::BadBuffer)
@@ -755,7 +809,11 @@ impl GuestInstance {
     /// The guest's video output buffer, bounds-checked now.
     fn video_output(&mut self) -> Result<&[u8], GuestFault> {
         let span = self.mapped.video.expect("checked by the caller").output;
-        let memory = self.mapped.memory.as_mut().expect("mapped implies a memory");
+        let memory = self
+            .mapped
+            .memory
+            .as_mut()
+            .expect("mapped implies a memory");
         memory
             .slice(span.offset, span.length)
             .map_err(GuestFault::BadBuffer)
@@ -763,7 +821,11 @@ impl GuestInstance {
 
     fn call_mapped_video(&mut self, call: VideoCall) -> Result<Processed, GuestFault> {
         self.arm();
-        let api = self.mapped.video_api.as_ref().expect("mapped implies the api");
+        let api = self
+            .mapped
+            .video_api
+            .as_ref()
+            .expect("mapped implies the api");
         match api.call_process(&mut self.store, video_info(call)) {
             Ok(Ok(types::Outcome::Keep)) => Ok(Processed::Kept),
             Ok(Ok(types::Outcome::Drop)) => Ok(Processed::Dropped),

@@ -350,7 +350,11 @@ impl Supervisor {
             None => None,
             Some(instance) => {
                 instance.set_deadline_ticks(ticks);
-                Some(instance.process_audio(call, &mut block.samples))
+                let result = instance.process_audio(call, &mut block.samples);
+                if instance.last_call_mapped() {
+                    self.counters.audio_mapped.fetch_add(1, Relaxed);
+                }
+                Some(result)
             }
         };
         match result {
@@ -415,7 +419,11 @@ impl Supervisor {
             None => None,
             Some(instance) => {
                 instance.set_deadline_ticks(ticks);
-                Some(instance.process_video(call, &mut frame.pixels))
+                let result = instance.process_video(call, &mut frame.pixels);
+                if instance.last_call_mapped() {
+                    self.counters.video_mapped.fetch_add(1, Relaxed);
+                }
+                Some(result)
             }
         };
         match result {

@@ -11,6 +11,7 @@ pub struct Counters {
     pub audio_blocks_out: AtomicU64,
     pub audio_frames_out: AtomicU64,
     pub audio_dropped_by_guest: AtomicU64,
+    pub audio_mapped: AtomicU64,
     pub audio_overruns: AtomicU64,
     pub audio_timestamp_regressions: AtomicU64,
     pub audio_last_end_ns: AtomicU64,
@@ -18,6 +19,7 @@ pub struct Counters {
     pub video_frames_out: AtomicU64,
     pub video_skipped_by_fps_cap: AtomicU64,
     pub video_dropped_by_guest: AtomicU64,
+    pub video_mapped: AtomicU64,
     pub video_overruns: AtomicU64,
     pub video_timestamp_regressions: AtomicU64,
     pub video_last_end_ns: AtomicU64,
@@ -56,6 +58,8 @@ pub struct Report {
     pub audio_blocks_out: u64,
     pub audio_frames_out: u64,
     pub audio_dropped_by_guest: u64,
+    /// Blocks that went through the guest's own buffers (not as lists).
+    pub audio_mapped: u64,
     pub audio_overruns: u64,
     pub audio_timestamp_regressions: u64,
     /// Timestamp of the end of the last audio block written.
@@ -64,6 +68,8 @@ pub struct Report {
     pub video_frames_out: u64,
     pub video_skipped_by_fps_cap: u64,
     pub video_dropped_by_guest: u64,
+    /// Frames that went through the guest's own buffers (not as lists).
+    pub video_mapped: u64,
     pub video_overruns: u64,
     pub video_timestamp_regressions: u64,
     /// Timestamp of the end of the last video frame written.
@@ -117,6 +123,7 @@ impl Counters {
             audio_blocks_out: self.audio_blocks_out.load(Relaxed),
             audio_frames_out: self.audio_frames_out.load(Relaxed),
             audio_dropped_by_guest: self.audio_dropped_by_guest.load(Relaxed),
+            audio_mapped: self.audio_mapped.load(Relaxed),
             audio_overruns: self.audio_overruns.load(Relaxed),
             audio_timestamp_regressions: self.audio_timestamp_regressions.load(Relaxed),
             audio_end_ns: self.audio_last_end_ns.load(Relaxed),
@@ -124,6 +131,7 @@ impl Counters {
             video_frames_out: self.video_frames_out.load(Relaxed),
             video_skipped_by_fps_cap: self.video_skipped_by_fps_cap.load(Relaxed),
             video_dropped_by_guest: self.video_dropped_by_guest.load(Relaxed),
+            video_mapped: self.video_mapped.load(Relaxed),
             video_overruns: self.video_overruns.load(Relaxed),
             video_timestamp_regressions: self.video_timestamp_regressions.load(Relaxed),
             video_end_ns: self.video_last_end_ns.load(Relaxed),
@@ -155,24 +163,27 @@ impl fmt::Display for Report {
             writeln!(
                 f,
                 "audio: {} blocks ({} frames) in, {} blocks ({} frames) out, {} dropped by guest, \
-                 {} overruns",
+                 {} overruns; {} through mapped memory",
                 self.audio_blocks_in,
                 self.audio_frames_in,
                 self.audio_blocks_out,
                 self.audio_frames_out,
                 self.audio_dropped_by_guest,
-                self.audio_overruns
+                self.audio_overruns,
+                self.audio_mapped
             )?;
         }
         if self.video_frames_in > 0 {
             writeln!(
                 f,
-                "video: {} frames in, {} out, {} skipped by fps cap, {} dropped by guest, {} overruns",
+                "video: {} frames in, {} out, {} skipped by fps cap, {} dropped by guest, {} overruns; \
+                 {} through mapped memory",
                 self.video_frames_in,
                 self.video_frames_out,
                 self.video_skipped_by_fps_cap,
                 self.video_dropped_by_guest,
-                self.video_overruns
+                self.video_overruns,
+                self.video_mapped
             )?;
         }
         if self.faults() > 0 || self.restarts > 0 || self.quarantines > 0 {
