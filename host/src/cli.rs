@@ -4,7 +4,7 @@
 
 use crate::config_file::{ConfigFile, OneOrMany};
 use crate::guest::{
-    CompileCache, DataPath, FaultPolicy, GuestProgram, SandboxPolicy, StreamFormats, new_engine,
+    CompileCache, DataPath, FaultPolicy, GuestProgram, SandboxPolicy, StreamFormats, engine_for,
 };
 use crate::media::{AudioFormat, Fps, VideoFormat};
 use crate::pipeline::{self, CacheSetting, Streamer, StreamerBuilder};
@@ -38,6 +38,9 @@ enum Command {
     /// Say which world a guest implements, what it imports and exports, and
     /// whether it would run.
     Check(CheckArgs),
+    /// Time single calls into a guest on each data path, beside a memcpy of
+    /// the same bytes (median and 99th percentile).
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -191,6 +194,32 @@ mod tests {
 }
 
 #[derive(Debug, Args)]
+struct BenchArgs {
+    /// The guest component (.wasm).
+    guest: PathBuf,
+    /// Configuration for the guest's configure (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    set: Vec<(String, String)>,
+    /// Frame width.
+    #[arg(long, value_name = "W", default_value_t = 1920)]
+    width: u32,
+    /// Frame height.
+    #[arg(long, value_name = "H", default_value_t = 1080)]
+    height: u32,
+    /// Audio frames per call.
+    #[arg(long, value_name = "FRAMES", default_value_t = 512)]
+    block: u32,
+    /// Audio channels.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    channels: u16,
+    /// Compile without epoch checks, as `run --trusted` does.
+    #[arg(long)]
+    trusted: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+#[derive(Debug, Args)]
 struct CheckArgs {
     /// The guest component (.wasm).
     guest: PathBuf,
@@ -234,6 +263,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Check(args) => check(args),
+        Command::Bench(args) => bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -515,15 +545,72 @@ where
         .collect()
 }
 
-fn check(args: CheckArgs) -> anyhow::Result<()> {
-    let engine = new_engine()?;
-    let cache = match args.cache.setting() {
+/// Loads a guest for `check` and `bench`, through the compile cache.
+fn load_for_inspection(
+    guest: &std::path::Path,
+    cache: &CacheArgs,
+    trusted: bool,
+) -> anyhow::Result<GuestProgram> {
+    let engine = engine_for(trusted)?;
+    let cache = match cache.setting() {
         CacheSetting::Off => None,
         CacheSetting::Dir(dir) => Some(CompileCache::new(dir)),
         CacheSetting::Default => CompileCache::default_location(),
     };
-    let program = GuestProgram::load(&engine, &args.guest, cache.as_ref())
-        .with_context(|| format!("{} is not a usable guest", args.guest.display()))?;
+    GuestProgram::load(&engine, guest, cache.as_ref())
+        .with_context(|| format!("{} is not a usable guest", guest.display()))
+}
+
+fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let program = load_for_inspection(&args.guest, &args.cache, args.trusted)?;
+    let world = program.world();
+    let policy = SandboxPolicy::default();
+    println!(
+        "{} ({}), {} build",
+        args.guest.display(),
+        world,
+        if args.trusted {
+            "trusted (no epoch checks)"
+        } else {
+            "sandboxed"
+        }
+    );
+    if world.processes_audio() {
+        let format = AudioFormat {
+            sample_rate: 48_000,
+            channels: args.channels,
+        };
+        if args.block == 0 || args.channels == 0 {
+            bail!("--block and --channels must be at least 1");
+        }
+        print!(
+            "{}",
+            crate::bench::audio(&program, &policy, &args.set, format, args.block)?
+        );
+    }
+    if world.processes_video() {
+        if args.width == 0 || args.height == 0 || args.width > 7680 || args.height > 4320 {
+            bail!(
+                "--width and --height must be between 1 and 7680x4320, got {}x{}",
+                args.width,
+                args.height
+            );
+        }
+        let format = VideoFormat {
+            width: args.width,
+            height: args.height,
+            fps: Fps { num: 30, den: 1 },
+        };
+        print!(
+            "{}",
+            crate::bench::video(&program, &policy, &args.set, format)?
+        );
+    }
+    Ok(())
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<()> {
+    let program = load_for_inspection(&args.guest, &args.cache, false)?;
     let world = program.world();
     println!("{}: implements {world}", args.guest.display());
     println!("  exports: {}", program.surface().exports.join(", "));

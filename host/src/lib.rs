@@ -12,6 +12,7 @@
 //! - [`pipeline`]: the threads and queues between them, and A/V sync.
 //! - [`cli`]: the `sandstream` command line, a thin layer over the above.
 
+pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod colour;

@@ -316,3 +316,46 @@ fn audio_blocks_of_any_length_come_back_right() {
         }
     }
 }
+
+#[test]
+fn bench_times_every_path_beside_a_memcpy() {
+    let run = sandstream(&[
+        "bench",
+        &s(&guest("passthrough")),
+        "--width",
+        "64",
+        "--height",
+        "48",
+        "--block",
+        "64",
+    ]);
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(
+        text.contains("audio: blocks of 64 frames x 2 channels"),
+        "{text}"
+    );
+    assert!(text.contains("video: 64x48 RGBA frames"), "{text}");
+    for row in [
+        "memcpy (20000 calls)",
+        "lists (20000 calls)",
+        "mapped (20000 calls)",
+        "memcpy (300 calls)",
+        "lists (300 calls)",
+        "mapped, copied in and out (300 calls)",
+        "mapped, filled and read in place (300 calls)",
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(row))
+            .unwrap_or_else(|| panic!("no row {row:?} in {text}"));
+        assert!(line.trim_end().ends_with('x'), "{line}");
+    }
+    let bad = sandstream(&["bench", &s(&guest("grayscale")), "--width", "0"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("--width and --height must be between 1 and 7680x4320, got 0x1080"),
+        "{}",
+        stderr(&bad)
+    );
+}
