@@ -312,10 +312,6 @@ mod tests {
         assert!(outside.is_ok() && inside.is_ok());
         assert_eq!(collected.len(), 1);
         assert_eq!(collected[0].size(), 1 << 16);
-        assert_eq!(
-            COLLECTED.with(|c| c.borrow().is_none()),
-            true,
-            "collection ends"
-        );
+        assert!(COLLECTED.with(|c| c.borrow().is_none()), "collection ends");
     }
 }
