@@ -207,6 +207,26 @@ fn buffers_over_the_guests_own_data_hurt_only_the_guest() {
 }
 
 #[test]
+fn a_trap_in_prepare_is_a_setup_fault() {
+    let dir = scratch("mapped-prepare-trap");
+    let (out, report) = lying_run(&dir, "trap-in-prepare");
+    assert!(
+        report.contains("trapped: wasm trap: wasm `unreachable` instruction executed while being set up (setup.configure, mapped-*.prepare): quarantined"),
+        "{report}"
+    );
+    assert!(report.contains("30 frames in, 30 out"), "{report}");
+    assert!(
+        report.contains(" 1 setup; 0 restarts, quarantined"),
+        "{report}"
+    );
+    // Quarantined: the frames pass through unprocessed.
+    let (reference, _) = lying_run(&dir, "reference");
+    let (bypassed, inverted) = (Y4m::read(&out), Y4m::read(&reference));
+    assert_eq!(bypassed.frames.len(), 30);
+    assert_ne!(bypassed.frames[0], inverted.frames[0]);
+}
+
+#[test]
 fn check_names_the_data_path() {
     let run = sandstream(&["check", &s(&guest("grayscale"))]);
     let text = String::from_utf8_lossy(&run.stdout);

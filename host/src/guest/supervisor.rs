@@ -181,10 +181,14 @@ impl Supervisor {
             Err(fault) => {
                 supervisor.counters.setup_faults.fetch_add(1, Relaxed);
                 if supervisor.policy.on_fault == FaultPolicy::Stop {
-                    anyhow::bail!("guest {} {fault} in setup.configure", supervisor.name());
+                    anyhow::bail!(
+                        "guest {} {fault} while being set up (setup.configure, mapped-*.prepare)",
+                        supervisor.name()
+                    );
                 }
                 tracing::error!(
-                    "guest {} {fault} in setup.configure: quarantined, its streams pass through unprocessed",
+                    "guest {} {fault} while being set up (setup.configure, mapped-*.prepare): \
+                     quarantined, its streams pass through unprocessed",
                     supervisor.name()
                 );
                 supervisor.quarantine();

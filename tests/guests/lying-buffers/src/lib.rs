@@ -5,7 +5,8 @@
 //! Modes: `honest` (one buffer, in place), `separate` (input and output
 //! apart), `grow` (honest, but grows its memory by 1 MiB every frame),
 //! `out-of-range`, `huge-offset`, `overlap`, `short`, `decline`, and
-//! `clobber` (announces offset 0, so frames land on its own stack and data).
+//! `clobber` (announces offset 0, so frames land on its own stack and data),
+//! `trap-in-prepare`.
 
 wit_bindgen::generate!({
     path: "../../../wit",
@@ -96,6 +97,7 @@ impl mapped_video::Guest for Lying {
             "overlap" => (region(buffer, len), region(buffer + 4, len)),
             "short" => (region(buffer, len / 2), region(buffer, len / 2)),
             "decline" => return Err("not today".into()),
+            "trap-in-prepare" => unreachable!("prepare traps"),
             "clobber" => (region(0, len), region(0, len)),
             other => return Err(format!("unknown mode {other}")),
         };
