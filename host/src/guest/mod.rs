@@ -1,13 +1,14 @@
 //! Guests: loading a component, checking it is one of our worlds, and
-//! calling it. Frame passing lives in [`GuestInstance::process_audio`] and
-//! [`GuestInstance::process_video`] (and [`GuestInstance::process_video_with`]
-//! for sources and sinks that fill and read the guest's buffer themselves):
-//! through the guest's own buffers when it exports `mapped-audio` /
-//! `mapped-video` (see `mapped` and `memory`), as lists otherwise.
+//! calling it. Frame passing lives in `frames` only
+//! ([`GuestInstance::process_audio`], [`GuestInstance::process_video`] and
+//! [`GuestInstance::process_video_with`]): through the guest's own buffers
+//! when it exports `mapped-audio` / `mapped-video` (see `mapped` and
+//! `memory`), as lists otherwise.
 
 mod bindings;
 mod cache;
 mod engine;
+mod frames;
 mod inspect;
 mod log_stream;
 mod mapped;
@@ -18,6 +19,7 @@ pub mod swap;
 
 pub use cache::{CacheOutcome, CompileCache};
 pub use engine::{engine_for, new_engine};
+pub use frames::Processed;
 pub use inspect::{LoadError, Surface, World};
 pub use mapped::{DataPath, StreamPath};
 pub use sandbox::{FaultPolicy, SandboxPolicy};
@@ -25,8 +27,6 @@ pub use supervisor::{Delivery, Supervisor};
 
 use crate::media::{AudioFormat, VideoFormat};
 use bindings::{audio, log, mapped_audio, mapped_video, setup, state, types};
-use mapped::Buffers;
-use memory::GuestMemory;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -288,7 +288,7 @@ impl GuestProgram {
             setup,
             audio,
             video,
-            mapped: Mapped {
+            mapped: frames::Mapped {
                 memory,
                 memory_count,
                 audio_api: mapped_audio,
@@ -436,15 +436,6 @@ impl Drop for GuestInstance {
     }
 }
 
-/// What a guest did with a block or frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Processed {
-    /// The buffer now holds the guest's output.
-    Kept,
-    /// The guest dropped it; the buffer still holds the input.
-    Dropped,
-}
-
 /// One live instance of a guest, with its own store. Not shared between
 /// threads: the processing stage owns it.
 pub struct GuestInstance {
@@ -455,25 +446,13 @@ pub struct GuestInstance {
     audio: Option<audio::Guest>,
     video: Option<bindings::video::Guest>,
     state: Option<state::Guest>,
-    mapped: Mapped,
+    mapped: frames::Mapped,
     audio_path: StreamPath,
     video_path: StreamPath,
     /// List path of `process_video_with`: where the source writes.
     video_scratch: Vec<u8>,
     /// Whether the last block or frame went through mapped memory.
     last_call_mapped: bool,
-}
-
-/// The instance's side of the mapped path.
-struct Mapped {
-    /// The guest's linear memory, when it has exactly one.
-    memory: Option<GuestMemory>,
-    memory_count: usize,
-    audio_api: Option<mapped_audio::Guest>,
-    video_api: Option<mapped_video::Guest>,
-    /// Checked buffers; `None` while the stream goes through lists.
-    audio: Option<Buffers>,
-    video: Option<Buffers>,
 }
 
 impl GuestInstance {
@@ -562,324 +541,5 @@ impl GuestInstance {
             Ok(Err(message)) => Err(GuestFault::Reported(message)),
             Err(trap) => Err(self.classify(trap)),
         }
-    }
-
-    /// Whether the last block or frame went through the guest's buffers
-    /// (rather than as a list).
-    pub fn last_call_mapped(&self) -> bool {
-        self.last_call_mapped
-    }
-
-    /// How audio travels to this instance.
-    pub fn audio_path(&self) -> &StreamPath {
-        &self.audio_path
-    }
-
-    /// How video travels to this instance.
-    pub fn video_path(&self) -> &StreamPath {
-        &self.video_path
-    }
-
-    /// Asks the guest for its buffers (after `configure`, for the streams
-    /// in `formats`) and checks them. Streams whose buffers are missing or
-    /// unusable go through lists, with the reason in [`Self::audio_path`] /
-    /// [`Self::video_path`].
-    ///
-    /// # Errors
-    /// Only a trap or timeout in `prepare` (the guest's own error just means
-    /// lists).
-    pub fn map_buffers(
-        &mut self,
-        formats: &StreamFormats,
-        path: DataPath,
-    ) -> Result<(), GuestFault> {
-        if path == DataPath::Lists {
-            let asked = || Some("--data-path list".to_string());
-            self.audio_path = StreamPath::Lists { reason: asked() };
-            self.video_path = StreamPath::Lists { reason: asked() };
-            return Ok(());
-        }
-        if let Some((format, block)) = formats.audio {
-            let needed = block as usize * usize::from(format.channels) * size_of::<f32>();
-            self.arm();
-            let announced =
-                (self.mapped.audio_api.as_ref()).map(|api| api.call_prepare(&mut self.store));
-            (self.mapped.audio, self.audio_path) = self.accept(announced, needed)?;
-        }
-        if let Some(format) = formats.video {
-            let needed = format.frame_bytes();
-            self.arm();
-            let announced =
-                (self.mapped.video_api.as_ref()).map(|api| api.call_prepare(&mut self.store));
-            (self.mapped.video, self.video_path) = self.accept(announced, needed)?;
-        }
-        Ok(())
-    }
-
-    /// Turns the answer to `prepare` into the stream's path.
-    fn accept(
-        &self,
-        announced: Option<wasmtime::Result<Result<types::Buffers, String>>>,
-        needed: usize,
-    ) -> Result<(Option<Buffers>, StreamPath), GuestFault> {
-        let lists = |reason: String| {
-            Ok((
-                None,
-                StreamPath::Lists {
-                    reason: Some(reason),
-                },
-            ))
-        };
-        let announced = match announced {
-            None => return Ok((None, StreamPath::Lists { reason: None })),
-            Some(Err(trap)) => return Err(self.classify(trap)),
-            Some(Ok(Err(message))) => return lists(format!("the guest declined: {message}")),
-            Some(Ok(Ok(announced))) => announced,
-        };
-        let Some(memory) = &self.mapped.memory else {
-            return lists(format!(
-                "the guest has {} linear memories, so its buffers are ambiguous",
-                self.mapped.memory_count
-            ));
-        };
-        match mapped::check_announcement(announced, needed, memory.size()) {
-            Ok(buffers) => Ok((
-                Some(buffers),
-                StreamPath::Mapped {
-                    in_place: buffers.in_place(),
-                },
-            )),
-            Err(problem) => {
-                tracing::warn!(
-                    "guest {} announced unusable buffers: {problem}; using lists instead",
-                    self.name
-                );
-                lists(format!("unusable buffers: {problem}"))
-            }
-        }
-    }
-
-    /// Sends one audio block through the guest, in place: on
-    /// [`Processed::Kept`] `samples` holds the output; otherwise (and on
-    /// error) it is untouched.
-    ///
-    /// # Errors
-    /// A trap, an error the guest reported, or output of the wrong length.
-    pub fn process_audio(
-        &mut self,
-        call: AudioCall,
-        samples: &mut Vec<f32>,
-    ) -> Result<Processed, GuestFault> {
-        self.arm();
-        let info = types::AudioInfo {
-            timestamp_ns: call.timestamp_ns,
-            first_frame: call.first_frame,
-            sample_rate: call.format.sample_rate,
-            channels: u32::from(call.format.channels),
-        };
-        let bytes = samples.len() * size_of::<f32>();
-        let mapped = self.mapped.audio.filter(|b| bytes <= b.input.length);
-        self.last_call_mapped = mapped.is_some();
-        if let Some(buffers) = mapped {
-            let memory = self
-                .mapped
-                .memory
-                .as_mut()
-                .expect("mapped implies a memory");
-            memory
-                .slice_mut(buffers.input.offset, bytes)
-                .map_err(GuestFault::BadBuffer)?
-                .copy_from_slice(bytemuck::cast_slice(samples));
-            let api = self
-                .mapped
-                .audio_api
-                .as_ref()
-                .expect("mapped implies the api");
-            let count = samples.len() as u32;
-            let outcome = match api.call_process(&mut self.store, info, count) {
-                Ok(Ok(outcome)) => outcome,
-                Ok(Err(message)) => return Err(GuestFault::Reported(message)),
-                Err(trap) => return Err(self.classify(trap)),
-            };
-            if outcome == types::Outcome::Drop {
-                return Ok(Processed::Dropped);
-            }
-            let memory = self
-                .mapped
-                .memory
-                .as_mut()
-                .expect("mapped implies a memory");
-            let output = memory
-                .slice(buffers.output.offset, bytes)
-                .map_err(GuestFault::BadBuffer)?;
-            bytemuck::cast_slice_mut(samples).copy_from_slice(output);
-            return Ok(Processed::Kept);
-        }
-        let audio = self
-            .audio
-            .as_ref()
-            .ok_or(GuestFault::NotImplemented("audio"))?;
-        let output = match audio.call_process_audio(&mut self.store, info, samples) {
-            Ok(Ok(output)) => output,
-            Ok(Err(message)) => return Err(GuestFault::Reported(message)),
-            Err(trap) => return Err(self.classify(trap)),
-        };
-        keep_list(output, samples, "samples")
-    }
-
-    /// Sends one RGBA8 frame through the guest, in place: on
-    /// [`Processed::Kept`] `pixels` holds the output; otherwise (and on
-    /// error) it is untouched.
-    ///
-    /// # Errors
-    /// A trap, an error the guest reported, or output of the wrong size.
-    pub fn process_video(
-        &mut self,
-        call: VideoCall,
-        pixels: &mut Vec<u8>,
-    ) -> Result<Processed, GuestFault> {
-        self.last_call_mapped = self.video_mapped_for(pixels.len());
-        if self.last_call_mapped {
-            self.video_input()?.copy_from_slice(pixels);
-            let processed = self.call_mapped_video(call)?;
-            if processed == Processed::Kept {
-                pixels.copy_from_slice(self.video_output()?);
-            }
-            return Ok(processed);
-        }
-        let output = self.call_video_list(call, pixels)?;
-        keep_list(output, pixels, "bytes of RGBA frame")
-    }
-
-    /// Sends one frame through the guest without the caller holding it:
-    /// `fill` writes the input frame (`width * height * 4` bytes) and, if
-    /// the guest keeps it, `drain` reads the output. On the mapped path
-    /// both work directly on the guest's buffers, so a decoder can decode
-    /// into the guest and an encoder read from it with no copy in between.
-    ///
-    /// # Errors
-    /// As [`Self::process_video`].
-    pub fn process_video_with(
-        &mut self,
-        call: VideoCall,
-        fill: impl FnOnce(&mut [u8]),
-        drain: impl FnOnce(&[u8]),
-    ) -> Result<Processed, GuestFault> {
-        let bytes = call.format.frame_bytes();
-        self.last_call_mapped = self.video_mapped_for(bytes);
-        if self.last_call_mapped {
-            fill(self.video_input()?);
-            let processed = self.call_mapped_video(call)?;
-            if processed == Processed::Kept {
-                drain(self.video_output()?);
-            }
-            return Ok(processed);
-        }
-        let mut input = std::mem::take(&mut self.video_scratch);
-        input.resize(bytes, 0);
-        fill(&mut input);
-        let result = self.call_video_list(call, &input);
-        self.video_scratch = input;
-        let output = result?;
-        if output.is_empty() {
-            return Ok(Processed::Dropped);
-        }
-        check_len(output.len(), bytes, "bytes of RGBA frame")?;
-        drain(&output);
-        Ok(Processed::Kept)
-    }
-
-    fn video_mapped_for(&self, bytes: usize) -> bool {
-        self.mapped.video.is_some_and(|b| b.input.length == bytes)
-    }
-
-    /// The guest's video input buffer, bounds-checked now.
-    fn video_input(&mut self) -> Result<&mut [u8], GuestFault> {
-        let span = self.mapped.video.expect("checked by the caller").input;
-        let memory = self
-            .mapped
-            .memory
-            .as_mut()
-            .expect("mapped implies a memory");
-        memory
-            .slice_mut(span.offset, span.length)
-            .map_err(GuestFault::BadBuffer)
-    }
-
-    /// The guest's video output buffer, bounds-checked now.
-    fn video_output(&mut self) -> Result<&[u8], GuestFault> {
-        let span = self.mapped.video.expect("checked by the caller").output;
-        let memory = self
-            .mapped
-            .memory
-            .as_mut()
-            .expect("mapped implies a memory");
-        memory
-            .slice(span.offset, span.length)
-            .map_err(GuestFault::BadBuffer)
-    }
-
-    fn call_mapped_video(&mut self, call: VideoCall) -> Result<Processed, GuestFault> {
-        self.arm();
-        let api = self
-            .mapped
-            .video_api
-            .as_ref()
-            .expect("mapped implies the api");
-        match api.call_process(&mut self.store, video_info(call)) {
-            Ok(Ok(types::Outcome::Keep)) => Ok(Processed::Kept),
-            Ok(Ok(types::Outcome::Drop)) => Ok(Processed::Dropped),
-            Ok(Err(message)) => Err(GuestFault::Reported(message)),
-            Err(trap) => Err(self.classify(trap)),
-        }
-    }
-
-    fn call_video_list(&mut self, call: VideoCall, pixels: &[u8]) -> Result<Vec<u8>, GuestFault> {
-        self.arm();
-        let video = self
-            .video
-            .as_ref()
-            .ok_or(GuestFault::NotImplemented("video"))?;
-        match video.call_process_video(&mut self.store, video_info(call), pixels) {
-            Ok(Ok(output)) => Ok(output),
-            Ok(Err(message)) => Err(GuestFault::Reported(message)),
-            Err(trap) => Err(self.classify(trap)),
-        }
-    }
-}
-
-fn video_info(call: VideoCall) -> types::VideoInfo {
-    types::VideoInfo {
-        timestamp_ns: call.timestamp_ns,
-        index: call.index,
-        width: call.format.width,
-        height: call.format.height,
-    }
-}
-
-/// The list path's result: the guest's vector replaces `buffer` (an empty
-/// one means dropped).
-fn keep_list<T>(
-    output: Vec<T>,
-    buffer: &mut Vec<T>,
-    unit: &'static str,
-) -> Result<Processed, GuestFault> {
-    if output.is_empty() {
-        return Ok(Processed::Dropped);
-    }
-    check_len(output.len(), buffer.len(), unit)?;
-    *buffer = output;
-    Ok(Processed::Kept)
-}
-
-fn check_len(got: usize, expected: usize, unit: &'static str) -> Result<(), GuestFault> {
-    if got == expected || got == 0 {
-        Ok(())
-    } else {
-        Err(GuestFault::WrongSize {
-            got,
-            expected,
-            unit,
-        })
     }
 }
