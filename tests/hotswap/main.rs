@@ -134,6 +134,11 @@ fn a_hundred_swaps_in_real_time_lose_and_mix_nothing() {
         0,
         "every instance dropped"
     );
+    assert_eq!(
+        sandstream::guest::live_memories(),
+        0,
+        "every guest memory unmapped"
+    );
     assert!(
         rss_after_swaps < rss_after_warmup + 32 * 1024,
         "memory grew from {rss_after_warmup} KiB to {rss_after_swaps} KiB over 90 swaps"

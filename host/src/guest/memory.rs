@@ -25,6 +25,17 @@ use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
 /// largest size, so growth never needs to move it.
 const FALLBACK_RESERVATION: usize = 4 << 30;
 
+/// Guest memory mappings alive in this process (tests prove swaps and
+/// restarts unmap what they mapped: an address-space leak would not show in
+/// the resident size).
+static LIVE_MAPPINGS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many guest linear memories are mapped right now, in the whole
+/// process.
+pub fn live_memories() -> usize {
+    LIVE_MAPPINGS.load(Ordering::Relaxed)
+}
+
 /// One reserved mapping: `accessible` bytes from `base` are read/write, the
 /// rest up to `reserved + guard` is inaccessible.
 struct Mapping {
@@ -63,8 +74,11 @@ impl Mapping {
                 std::io::Error::last_os_error()
             ));
         }
+        let base = NonNull::new(base.cast()).ok_or("mmap returned null")?;
+        // Counted from here: `Drop` unmaps and uncounts.
+        LIVE_MAPPINGS.fetch_add(1, Ordering::Relaxed);
         let mapping = Mapping {
-            base: NonNull::new(base.cast()).ok_or("mmap returned null")?,
+            base,
             reserved,
             guard,
             accessible: AtomicUsize::new(0),
@@ -115,6 +129,7 @@ impl Drop for Mapping {
         unsafe {
             libc::munmap(self.base.as_ptr().cast(), self.reserved + self.guard);
         }
+        LIVE_MAPPINGS.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -22,6 +22,7 @@ pub use engine::{engine_for, new_engine};
 pub use frames::Processed;
 pub use inspect::{LoadError, Surface, World};
 pub use mapped::{DataPath, StreamPath};
+pub use memory::live_memories;
 pub use sandbox::{FaultPolicy, SandboxPolicy};
 pub use supervisor::{Delivery, Supervisor};
 
