@@ -72,6 +72,30 @@ fn grayscale_is_byte_identical_on_both_paths() {
     );
 }
 
+/// Another language, another toolchain (ComponentizeJS), the list path: the
+/// same bytes as the Rust guest on mapped memory.
+#[test]
+fn a_javascript_guest_on_lists_matches_the_rust_guest_on_mapped_memory() {
+    let dir = scratch("mapped-js");
+    let input = dir.join("testsrc.y4m");
+    testsrc(&input, "320x240", 25, 1.0, "yuv420p");
+    let mut written = Vec::new();
+    for (guest, mapped) in [("grayscale-js", 0), ("grayscale", 25)] {
+        let out = dir.join(format!("{guest}.y4m"));
+        let report = run_on(
+            "auto",
+            guest,
+            &["--video-in", &file(&input), "--video-out", &file(&out)],
+        );
+        assert!(
+            report.contains(&format!("25 out, 0 skipped by fps cap, 0 dropped by guest, 0 overruns; {mapped} through mapped memory")),
+            "{guest}: {report}"
+        );
+        written.push(out);
+    }
+    assert_same_bytes(&written[0], &written[1]);
+}
+
 #[test]
 fn av_example_is_byte_identical_on_both_paths() {
     let dir = scratch("mapped-av");
