@@ -143,52 +143,33 @@ impl GuestInstance {
             channels: u32::from(call.format.channels),
         };
         let bytes = samples.len() * size_of::<f32>();
+        // A block longer than the buffer (not sent by the pipeline, whose
+        // block size is fixed) goes as a list; a shorter one fits.
         let mapped = self.mapped.audio.filter(|b| bytes <= b.input.length);
         self.last_call_mapped = mapped.is_some();
         if let Some(buffers) = mapped {
-            let memory = self
-                .mapped
-                .memory
-                .as_mut()
-                .expect("mapped implies a memory");
-            memory
-                .slice_mut(buffers.input.offset, bytes)
-                .map_err(GuestFault::BadBuffer)?
+            self.guest_bytes(buffers.input, bytes)?
                 .copy_from_slice(bytemuck::cast_slice(samples));
             let api = self
                 .mapped
                 .audio_api
                 .as_ref()
-                .expect("mapped implies the api");
+                .expect("buffers imply the api");
             let count = samples.len() as u32;
-            let outcome = match api.call_process(&mut self.store, info, count) {
-                Ok(Ok(outcome)) => outcome,
-                Ok(Err(message)) => return Err(GuestFault::Reported(message)),
-                Err(trap) => return Err(self.classify(trap)),
-            };
-            if outcome == types::Outcome::Drop {
-                return Ok(Processed::Dropped);
+            let result = api.call_process(&mut self.store, info, count);
+            let processed = self.settle(result)?;
+            if processed == Processed::Kept {
+                let output = self.guest_bytes(buffers.output, bytes)?;
+                bytemuck::cast_slice_mut(samples).copy_from_slice(output);
             }
-            let memory = self
-                .mapped
-                .memory
-                .as_mut()
-                .expect("mapped implies a memory");
-            let output = memory
-                .slice(buffers.output.offset, bytes)
-                .map_err(GuestFault::BadBuffer)?;
-            bytemuck::cast_slice_mut(samples).copy_from_slice(output);
-            return Ok(Processed::Kept);
+            return Ok(processed);
         }
         let audio = self
             .audio
             .as_ref()
             .ok_or(GuestFault::NotImplemented("audio"))?;
-        let output = match audio.call_process_audio(&mut self.store, info, samples) {
-            Ok(Ok(output)) => output,
-            Ok(Err(message)) => return Err(GuestFault::Reported(message)),
-            Err(trap) => return Err(self.classify(trap)),
-        };
+        let result = audio.call_process_audio(&mut self.store, info, samples);
+        let output = self.settle(result)?;
         keep_list(output, samples, "samples")
     }
 
@@ -203,17 +184,22 @@ impl GuestInstance {
         call: VideoCall,
         pixels: &mut Vec<u8>,
     ) -> Result<Processed, GuestFault> {
-        self.last_call_mapped = self.video_mapped_for(pixels.len());
-        if self.last_call_mapped {
-            self.video_input()?.copy_from_slice(pixels);
-            let processed = self.call_mapped_video(call)?;
-            if processed == Processed::Kept {
-                pixels.copy_from_slice(self.video_output()?);
+        match self.mapped_video_for(pixels.len()) {
+            Some(buffers) => {
+                self.guest_bytes(buffers.input, pixels.len())?
+                    .copy_from_slice(pixels);
+                let processed = self.call_mapped_video(call)?;
+                if processed == Processed::Kept {
+                    let bytes = pixels.len();
+                    pixels.copy_from_slice(self.guest_bytes(buffers.output, bytes)?);
+                }
+                Ok(processed)
             }
-            return Ok(processed);
+            None => {
+                let output = self.call_video_list(call, pixels)?;
+                keep_list(output, pixels, "bytes of RGBA frame")
+            }
         }
-        let output = self.call_video_list(call, pixels)?;
-        keep_list(output, pixels, "bytes of RGBA frame")
     }
 
     /// Sends one frame through the guest without the caller holding it:
@@ -231,12 +217,11 @@ impl GuestInstance {
         drain: impl FnOnce(&[u8]),
     ) -> Result<Processed, GuestFault> {
         let bytes = call.format.frame_bytes();
-        self.last_call_mapped = self.video_mapped_for(bytes);
-        if self.last_call_mapped {
-            fill(self.video_input()?);
+        if let Some(buffers) = self.mapped_video_for(bytes) {
+            fill(self.guest_bytes(buffers.input, bytes)?);
             let processed = self.call_mapped_video(call)?;
             if processed == Processed::Kept {
-                drain(self.video_output()?);
+                drain(self.guest_bytes(buffers.output, bytes)?);
             }
             return Ok(processed);
         }
@@ -254,33 +239,21 @@ impl GuestInstance {
         Ok(Processed::Kept)
     }
 
-    fn video_mapped_for(&self, bytes: usize) -> bool {
-        self.mapped.video.is_some_and(|b| b.input.length == bytes)
+    /// The video buffers, if frames of `bytes` go through them; records
+    /// which path this call takes.
+    fn mapped_video_for(&mut self, bytes: usize) -> Option<Buffers> {
+        let mapped = self.mapped.video.filter(|b| b.input.length == bytes);
+        self.last_call_mapped = mapped.is_some();
+        mapped
     }
 
-    /// The guest's video input buffer, bounds-checked now.
-    fn video_input(&mut self) -> Result<&mut [u8], GuestFault> {
-        let span = self.mapped.video.expect("checked by the caller").input;
-        let memory = self
-            .mapped
-            .memory
-            .as_mut()
-            .expect("mapped implies a memory");
+    /// The first `bytes` of a buffer in the guest's memory, bounds-checked
+    /// against the memory's size now.
+    fn guest_bytes(&mut self, buffer: mapped::Span, bytes: usize) -> Result<&mut [u8], GuestFault> {
+        debug_assert!(bytes <= buffer.length, "callers check the length");
+        let memory = (self.mapped.memory.as_mut()).expect("buffers imply a memory");
         memory
-            .slice_mut(span.offset, span.length)
-            .map_err(GuestFault::BadBuffer)
-    }
-
-    /// The guest's video output buffer, bounds-checked now.
-    fn video_output(&mut self) -> Result<&[u8], GuestFault> {
-        let span = self.mapped.video.expect("checked by the caller").output;
-        let memory = self
-            .mapped
-            .memory
-            .as_mut()
-            .expect("mapped implies a memory");
-        memory
-            .slice(span.offset, span.length)
+            .slice_mut(buffer.offset, bytes)
             .map_err(GuestFault::BadBuffer)
     }
 
@@ -290,13 +263,9 @@ impl GuestInstance {
             .mapped
             .video_api
             .as_ref()
-            .expect("mapped implies the api");
-        match api.call_process(&mut self.store, video_info(call)) {
-            Ok(Ok(types::Outcome::Keep)) => Ok(Processed::Kept),
-            Ok(Ok(types::Outcome::Drop)) => Ok(Processed::Dropped),
-            Ok(Err(message)) => Err(GuestFault::Reported(message)),
-            Err(trap) => Err(self.classify(trap)),
-        }
+            .expect("buffers imply the api");
+        let result = api.call_process(&mut self.store, video_info(call));
+        self.settle(result)
     }
 
     fn call_video_list(&mut self, call: VideoCall, pixels: &[u8]) -> Result<Vec<u8>, GuestFault> {
@@ -305,10 +274,16 @@ impl GuestInstance {
             .video
             .as_ref()
             .ok_or(GuestFault::NotImplemented("video"))?;
-        match video.call_process_video(&mut self.store, video_info(call), pixels) {
-            Ok(Ok(output)) => Ok(output),
-            Ok(Err(message)) => Err(GuestFault::Reported(message)),
-            Err(trap) => Err(self.classify(trap)),
+        let result = video.call_process_video(&mut self.store, video_info(call), pixels);
+        self.settle(result)
+    }
+}
+
+impl From<types::Outcome> for Processed {
+    fn from(outcome: types::Outcome) -> Self {
+        match outcome {
+            types::Outcome::Keep => Processed::Kept,
+            types::Outcome::Drop => Processed::Dropped,
         }
     }
 }

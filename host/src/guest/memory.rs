@@ -259,7 +259,7 @@ impl GuestMemory {
         }
     }
 
-    /// The bytes at `offset..offset + length`, to fill in place.
+    /// The bytes at `offset..offset + length`, to fill or read in place.
     ///
     /// The guest must not be running (it cannot be: its store is borrowed by
     /// whoever holds this `&mut`), so nothing else touches these bytes while
@@ -272,14 +272,6 @@ impl GuestMemory {
         // SAFETY: in bounds of the accessible, never-moving mapping, which
         // our `Arc` keeps alive; exclusive per the note above.
         Ok(unsafe { std::slice::from_raw_parts_mut(self.0.base.as_ptr().add(offset), length) })
-    }
-
-    /// The bytes at `offset..offset + length`, to read in place.
-    ///
-    /// # Errors
-    /// When the range is not inside the memory.
-    pub fn slice(&mut self, offset: usize, length: usize) -> Result<&[u8], OutOfBounds> {
-        self.slice_mut(offset, length).map(|bytes| &*bytes)
     }
 }
 
@@ -298,13 +290,13 @@ mod tests {
         let err = memory.slice_mut(60 << 10, 8 << 10).unwrap_err();
         assert_eq!(err.size, 64 << 10);
         assert!(err.to_string().contains("outside its 65536-byte"), "{err}");
-        assert!(memory.slice(usize::MAX - 1, 4).is_err(), "overflow");
+        assert!(memory.slice_mut(usize::MAX - 1, 4).is_err(), "overflow");
 
         memory.0.make_accessible(128 << 10).unwrap();
         let bytes = memory.slice_mut(60 << 10, 8 << 10).unwrap();
         assert!(bytes.iter().all(|&b| b == 0), "new pages are zeroed");
         bytes.fill(7);
-        assert_eq!(memory.slice(64 << 10, 1).unwrap(), &[7]);
+        assert_eq!(memory.slice_mut(64 << 10, 1).unwrap(), &[7]);
     }
 
     #[test]

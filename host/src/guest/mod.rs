@@ -482,11 +482,8 @@ impl GuestInstance {
             .state
             .as_ref()
             .ok_or(GuestFault::NotImplemented("state"))?;
-        match state.call_restore(&mut self.store, snapshot) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(GuestFault::Reported(message)),
-            Err(trap) => Err(self.classify(trap)),
-        }
+        let result = state.call_restore(&mut self.store, snapshot);
+        self.settle(result)
     }
 
     pub fn name(&self) -> &str {
@@ -502,6 +499,19 @@ impl GuestInstance {
     fn arm(&mut self) {
         self.store.set_epoch_deadline(self.deadline_ticks);
         self.store.data_mut().limits.denied = false;
+    }
+
+    /// The result of a guest call that returns `result<T, string>`: the
+    /// value, the guest's own error, or the trap, named.
+    fn settle<T, U: From<T>>(
+        &self,
+        result: wasmtime::Result<Result<T, String>>,
+    ) -> Result<U, GuestFault> {
+        match result {
+            Ok(Ok(value)) => Ok(value.into()),
+            Ok(Err(message)) => Err(GuestFault::Reported(message)),
+            Err(trap) => Err(self.classify(trap)),
+        }
     }
 
     /// Names a trap: a deadline interrupt, the memory cap, or other.
@@ -537,10 +547,7 @@ impl GuestInstance {
             }),
         };
         self.arm();
-        match self.setup.call_configure(&mut self.store, config, formats) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(GuestFault::Reported(message)),
-            Err(trap) => Err(self.classify(trap)),
-        }
+        let result = self.setup.call_configure(&mut self.store, config, formats);
+        self.settle(result)
     }
 }
