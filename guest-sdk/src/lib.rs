@@ -189,19 +189,29 @@ pub mod __private {
     }
 
     /// Allocates a zeroed buffer of `len` elements and announces it as both
-    /// input and output (processing is in place).
-    fn announce<E: Copy + Default>(buffer: &RefCell<Vec<E>>, len: usize) -> wit::Buffers {
+    /// input and output (processing is in place). When the memory cap
+    /// leaves no room, says so: the host then uses lists.
+    fn announce<E: Copy + Default>(
+        buffer: &RefCell<Vec<E>>,
+        len: usize,
+    ) -> Result<wit::Buffers, String> {
+        let bytes = len * size_of::<E>();
+        let mut fresh = Vec::new();
+        fresh
+            .try_reserve_exact(len)
+            .map_err(|_| format!("cannot allocate a {bytes}-byte buffer"))?;
+        fresh.resize(len, E::default());
         let mut buffer = buffer.borrow_mut();
-        *buffer = vec![E::default(); len];
+        *buffer = fresh;
         let region = wit::Region {
             // Linear memory addresses are 32-bit in wasm32.
             offset: buffer.as_mut_ptr() as usize as u32,
-            length: (len * size_of::<E>()) as u32,
+            length: u32::try_from(bytes).map_err(|_| format!("a {bytes}-byte buffer"))?,
         };
-        wit::Buffers {
+        Ok(wit::Buffers {
             input: region,
             output: region,
-        }
+        })
     }
 
     fn outcome(output: crate::Output) -> wit::Outcome {
@@ -218,7 +228,7 @@ pub mod __private {
             .and_then(|f| f.audio)
             .ok_or("no audio stream was configured")?;
         let len = format.block_frames as usize * format.channels as usize;
-        Ok(AUDIO_BUFFER.with(|buffer| announce(buffer, len)))
+        AUDIO_BUFFER.with(|buffer| announce(buffer, len))
     }
 
     #[cfg(feature = "audio")]
@@ -250,7 +260,7 @@ pub mod __private {
             .and_then(|f| f.video)
             .ok_or("no video stream was configured")?;
         let len = format.width as usize * format.height as usize * 4;
-        Ok(VIDEO_BUFFER.with(|buffer| announce(buffer, len)))
+        VIDEO_BUFFER.with(|buffer| announce(buffer, len))
     }
 
     #[cfg(feature = "video")]

@@ -403,3 +403,43 @@ fn bench_times_every_path_beside_a_memcpy() {
         stderr(&bad)
     );
 }
+
+/// The SDK asks for its frame buffer under the memory cap; when it does not
+/// fit, the guest declines the mapped path and the log says why.
+#[test]
+fn a_buffer_over_the_memory_cap_is_declined_and_said() {
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_sandstream"))
+        .args(["run", &s(&guest("grayscale"))])
+        .args([
+            "--video-in",
+            "pattern",
+            "--width",
+            "1280",
+            "--height",
+            "720",
+        ])
+        .args([
+            "--duration",
+            "0.2",
+            "--video-out",
+            "null",
+            "--memory-limit",
+            "2",
+        ])
+        .env("SANDSTREAM_CACHE_DIR", cache_dir())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let text = stderr(&run);
+    assert!(run.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "video through lists (the guest declined: cannot allocate a 3686400-byte buffer)"
+        ),
+        "{text}"
+    );
+    // The list path needs the same room, so the guest then faults, and the
+    // stream goes on without it.
+    assert!(text.contains("6 frames in, 6 out"), "{text}");
+    assert!(text.contains("hit its memory limit"), "{text}");
+}

@@ -171,7 +171,10 @@ impl Supervisor {
             fade_input: Vec::new(),
         };
         match supervisor.fresh_instance() {
-            Ok(instance) => supervisor.instance = Some(instance),
+            Ok(instance) => {
+                supervisor.describe_data_paths(&instance);
+                supervisor.instance = Some(instance);
+            }
             Err(GuestFault::Reported(message)) => {
                 anyhow::bail!(
                     "guest {} returned an error: {message} in setup.configure",
@@ -199,6 +202,25 @@ impl Supervisor {
 
     pub fn name(&self) -> &str {
         self.program.name()
+    }
+
+    /// Says once how each stream reaches the guest, with the reason when
+    /// it is not the mapped path the guest offers.
+    fn describe_data_paths(&self, instance: &GuestInstance) {
+        if self.formats.audio.is_some() && self.program.world().processes_audio() {
+            tracing::info!(
+                "guest {}: audio through {}",
+                self.name(),
+                instance.audio_path()
+            );
+        }
+        if self.formats.video.is_some() && self.program.world().processes_video() {
+            tracing::info!(
+                "guest {}: video through {}",
+                self.name(),
+                instance.video_path()
+            );
+        }
     }
 
     /// Crossfade swaps over this many audio frames (0: switch at once).
