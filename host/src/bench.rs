@@ -3,10 +3,11 @@
 //! same run. Reports the median and the 99th percentile of single calls,
 //! which criterion (`cargo bench`) does not.
 
+use crate::guest::sandbox::{OFFLINE_DEADLINE, SETUP_DEADLINE};
 use crate::guest::{
-    AudioCall, DataPath, GuestFault, GuestInstance, GuestProgram, SandboxPolicy, StreamFormats,
-    VideoCall,
+    AudioCall, DataPath, GuestInstance, GuestProgram, SandboxPolicy, StreamFormats, VideoCall,
 };
+use crate::lifecycle::Fault;
 use crate::media::{AudioFormat, VideoFormat};
 use std::fmt;
 use std::hint::black_box;
@@ -100,20 +101,34 @@ fn measure<E>(
     })
 }
 
-/// A configured instance of `program` on `path`.
+/// A configured instance of `program` on `path`, set up and then called
+/// under the same deadlines and caps as an offline `run`.
+///
+/// # Errors
+/// The step of the setup that failed.
 fn instance(
     program: &GuestProgram,
     policy: &SandboxPolicy,
     config: &Vec<(String, String)>,
     formats: &StreamFormats,
     path: DataPath,
-) -> Result<GuestInstance, GuestFault> {
+) -> anyhow::Result<GuestInstance> {
+    let policy = SandboxPolicy {
+        data_path: path,
+        ..policy.clone()
+    };
     let mut instance = program
-        .instantiate_with(&policy.grants, policy.memory_limit, u64::MAX / 2)
-        .map_err(GuestFault::Trap)?;
-    instance.configure(config, formats)?;
-    instance.map_buffers(formats, path)?;
+        .prepare(&policy, SETUP_DEADLINE, config, formats)
+        .map_err(|error| anyhow::anyhow!("guest {} {error}", program.name()))?;
+    instance.set_budget(OFFLINE_DEADLINE);
     Ok(instance)
+}
+
+/// A fault of a measured call, named with the call.
+fn named(program: &GuestProgram, call: &str) -> impl Fn(Fault) -> anyhow::Error {
+    let name = program.name().to_string();
+    let call = call.to_string();
+    move |fault| anyhow::anyhow!("guest {name} {fault} in {call}")
 }
 
 /// Audio blocks of `block` frames through the guest, on each path.
@@ -145,7 +160,7 @@ pub fn audio(
     let mut samples = input.clone();
     let mut cases = vec![measure("memcpy", calls, || {
         samples.copy_from_slice(black_box(&input));
-        Ok::<_, GuestFault>(())
+        Ok::<_, Fault>(())
     })?];
     for (name, path) in [("lists", DataPath::Lists), ("mapped", DataPath::Auto)] {
         let mut guest = instance(program, policy, config, &formats, path)?;
@@ -154,10 +169,11 @@ pub fn audio(
         {
             continue;
         }
-        cases.push(measure(name, calls, || {
+        let case = measure(name, calls, || {
             samples.copy_from_slice(&input);
             guest.process_audio(call, &mut samples).map(drop)
-        })?);
+        });
+        cases.push(case.map_err(named(program, "process-audio"))?);
     }
     Ok(Table {
         title: format!(
@@ -195,21 +211,24 @@ pub fn video(
     let mut frame = input.clone();
     let mut cases = vec![measure("memcpy", calls, || {
         frame.copy_from_slice(black_box(&input));
-        Ok::<_, GuestFault>(())
+        Ok::<_, Fault>(())
     })?];
+    let faulted = named(program, "process-video");
     let mut lists = instance(program, policy, config, &formats, DataPath::Lists)?;
     // Frames are processed over and over: the cost of a video kernel does
     // not depend on the pixels, and a reset copy would blur the ratios.
-    cases.push(measure("lists", calls, || {
+    let case = measure("lists", calls, || {
         lists.process_video(call, &mut frame).map(drop)
-    })?);
+    });
+    cases.push(case.map_err(&faulted)?);
     drop(lists);
     let mut mapped = instance(program, policy, config, &formats, DataPath::Auto)?;
     if matches!(mapped.video_path(), crate::guest::StreamPath::Mapped { .. }) {
-        cases.push(measure("mapped, copied in and out", calls, || {
+        let case = measure("mapped, copied in and out", calls, || {
             mapped.process_video(call, &mut frame).map(drop)
-        })?);
-        cases.push(measure("mapped, filled and read in place", calls, || {
+        });
+        cases.push(case.map_err(&faulted)?);
+        let case = measure("mapped, filled and read in place", calls, || {
             mapped
                 .process_video_with(
                     call,
@@ -219,7 +238,8 @@ pub fn video(
                     },
                 )
                 .map(drop)
-        })?);
+        });
+        cases.push(case.map_err(&faulted)?);
     }
     Ok(Table {
         title: format!(

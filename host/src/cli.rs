@@ -3,6 +3,7 @@
 //! `main`.
 
 use crate::config_file::{ConfigFile, OneOrMany};
+use crate::guest::sandbox::{self, EpochTicker, LoadLimits};
 use crate::guest::{
     CompileCache, DataPath, FaultPolicy, GuestProgram, SandboxPolicy, StreamFormats, engine_for,
 };
@@ -60,6 +61,36 @@ impl CacheArgs {
             (Some(dir), false) => CacheSetting::Dir(dir.clone()),
             (None, false) => CacheSetting::Default,
         }
+    }
+}
+
+/// Bounds on the guest file, checked before any of it runs.
+#[derive(Debug, Args)]
+struct LoadArgs {
+    /// Largest guest file accepted [default: 256].
+    #[arg(long, value_name = "MIB")]
+    max_guest_size: Option<u64>,
+    /// Longest the guest may take to compile [default: 120].
+    #[arg(long, value_name = "SECS")]
+    compile_timeout: Option<f64>,
+}
+
+impl LoadArgs {
+    fn limits(&self, file: &ConfigFile) -> anyhow::Result<LoadLimits> {
+        let mut limits = LoadLimits::default();
+        if let Some(mib) = self.max_guest_size.or(file.max_guest_size) {
+            if !(1..=4096).contains(&mib) {
+                bail!("--max-guest-size must be between 1 and 4096 MiB, got {mib}");
+            }
+            limits.max_bytes = mib << 20;
+        }
+        if let Some(secs) = self.compile_timeout.or(file.compile_timeout) {
+            if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
+                bail!("--compile-timeout must be between 0 and 3600 seconds, got {secs}");
+            }
+            limits.compile_timeout = Duration::from_secs_f64(secs);
+        }
+        Ok(limits)
     }
 }
 
@@ -129,6 +160,8 @@ struct RunArgs {
     cache: CacheArgs,
     #[command(flatten)]
     sandbox: SandboxArgs,
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 #[derive(Debug, Args)]
@@ -138,11 +171,12 @@ struct SandboxArgs {
     /// [default: bypass].
     #[arg(long, value_name = "POLICY")]
     on_fault: Option<FaultPolicy>,
-    /// Per-call deadline [default: half an audio block / one video frame in
-    /// real time, 2000 offline].
+    /// Per-call deadline, guest code and host calls together [default: half
+    /// an audio block / one video frame in real time, 2000 offline].
     #[arg(long, value_name = "MS")]
     deadline: Option<f64>,
-    /// Cap on the guest's memory [default: 256].
+    /// Cap on the guest's memory: all its memories and tables together
+    /// [default: 256].
     #[arg(long, value_name = "MIB")]
     memory_limit: Option<u64>,
     /// Let audio past ±1.0 full scale (the safety limiter is on by default).
@@ -167,7 +201,7 @@ struct SandboxArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::guest::swap::Command;
+    use crate::guest::controller::Command;
 
     #[test]
     fn live_commands_parse() {
@@ -217,6 +251,8 @@ struct BenchArgs {
     trusted: bool,
     #[command(flatten)]
     cache: CacheArgs,
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 #[derive(Debug, Args)]
@@ -228,6 +264,8 @@ struct CheckArgs {
     set: Vec<(String, String)>,
     #[command(flatten)]
     cache: CacheArgs,
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 fn parse_key_value(raw: &str) -> Result<(String, String), String> {
@@ -359,7 +397,7 @@ fn spawn_command_reader(running: &crate::RunningStream) -> anyhow::Result<()> {
 /// A line typed while running.
 #[derive(Debug, PartialEq)]
 enum LiveCommand {
-    Control(crate::guest::swap::Command),
+    Control(crate::guest::controller::Command),
     Stats,
     Stop,
 }
@@ -367,7 +405,7 @@ enum LiveCommand {
 const COMMAND_HELP: &str = "commands: swap PATH | set KEY=VALUE | stats | stop | help";
 
 fn parse_command(line: &str) -> Result<Option<LiveCommand>, String> {
-    use crate::guest::swap::Command;
+    use crate::guest::controller::Command;
     let line = line.trim();
     let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
     let rest = rest.trim();
@@ -453,7 +491,8 @@ fn builder_from_args(args: RunArgs) -> anyhow::Result<StreamerBuilder> {
         }
         builder = builder.crossfade(Duration::from_secs_f64(ms / 1000.0));
     }
-    let sandbox = sandbox_policy(&args.sandbox, &file)?;
+    let mut sandbox = sandbox_policy(&args.sandbox, &file)?;
+    sandbox.load = args.load.limits(&file)?;
     Ok(builder
         .sandbox(sandbox)
         .realtime(args.realtime || file.realtime.unwrap_or(false)))
@@ -545,10 +584,12 @@ where
         .collect()
 }
 
-/// Loads a guest for `check` and `bench`, through the compile cache.
+/// Loads a guest for `check` and `bench`, through the compile cache and
+/// within the same load limits as `run`.
 fn load_for_inspection(
     guest: &std::path::Path,
     cache: &CacheArgs,
+    load: &LoadArgs,
     trusted: bool,
 ) -> anyhow::Result<GuestProgram> {
     let engine = engine_for(trusted)?;
@@ -557,12 +598,25 @@ fn load_for_inspection(
         CacheSetting::Dir(dir) => Some(CompileCache::new(dir)),
         CacheSetting::Default => CompileCache::default_location(),
     };
-    GuestProgram::load(&engine, guest, cache.as_ref())
+    let limits = load.limits(&ConfigFile::default())?;
+    GuestProgram::load_within(&engine, guest, cache.as_ref(), limits)
         .with_context(|| format!("{} is not a usable guest", guest.display()))
 }
 
+/// Drives deadlines while `check` or `bench` runs guest code, as in `run`
+/// (none with `--trusted`, whose code has no epoch checks).
+fn ticker_for(program: &GuestProgram, trusted: bool) -> anyhow::Result<Option<EpochTicker>> {
+    if trusted {
+        return Ok(None);
+    }
+    let ticker =
+        EpochTicker::start(program.engine().clone()).context("starting the epoch ticker")?;
+    Ok(Some(ticker))
+}
+
 fn bench(args: BenchArgs) -> anyhow::Result<()> {
-    let program = load_for_inspection(&args.guest, &args.cache, args.trusted)?;
+    let program = load_for_inspection(&args.guest, &args.cache, &args.load, args.trusted)?;
+    let _ticker = ticker_for(&program, args.trusted)?;
     let world = program.world();
     let policy = SandboxPolicy::default();
     println!(
@@ -610,7 +664,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 fn check(args: CheckArgs) -> anyhow::Result<()> {
-    let program = load_for_inspection(&args.guest, &args.cache, false)?;
+    let program = load_for_inspection(&args.guest, &args.cache, &args.load, false)?;
     let world = program.world();
     println!("{}: implements {world}", args.guest.display());
     println!("  exports: {}", program.surface().exports.join(", "));
@@ -619,8 +673,9 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
         println!("  state: exports sandstream:av/state (carried across hot swaps)");
     }
     println!("  compile cache: {:?}", program.cache_outcome());
-    // Would it run? Instantiate and configure it as `run` would, with
-    // default formats for the streams it processes.
+    // Would it run? Instantiate and configure it as `run` would — under the
+    // same setup deadline and caps — with default formats for the streams
+    // it processes.
     let formats = StreamFormats {
         audio: world.processes_audio().then_some((
             AudioFormat {
@@ -635,19 +690,22 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
             fps: Fps { num: 30, den: 1 },
         }),
     };
-    let mut instance = program.instantiate().context("instantiating the guest")?;
-    instance
-        .configure(&args.set, &formats)
-        .map_err(|fault| anyhow::anyhow!("guest {} {fault} in setup.configure", program.name()))?;
-    instance
-        .map_buffers(&formats, DataPath::Auto)
-        .map_err(|fault| anyhow::anyhow!("guest {} {fault} in mapped-*.prepare", program.name()))?;
+    let _ticker = ticker_for(&program, false)?;
+    let policy = SandboxPolicy::default();
+    let instance = program
+        .prepare(&policy, sandbox::SETUP_DEADLINE, &args.set, &formats)
+        .map_err(|error| anyhow::anyhow!("guest {} {error}", program.name()))?;
     if world.processes_audio() {
         println!("  audio data path: {}", instance.audio_path());
     }
     if world.processes_video() {
         println!("  video data path: {}", instance.video_path());
     }
+    println!(
+        "  memory after setup: {} KiB of the {} MiB cap",
+        instance.memory_used() >> 10,
+        policy.memory_limit >> 20
+    );
     println!("  would run: yes (instantiated and configured)");
     Ok(())
 }

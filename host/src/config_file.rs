@@ -58,6 +58,8 @@ pub struct ConfigFile {
     pub data_path: Option<String>,
     pub grant_dir: Option<OneOrMany>,
     pub grant_env: Option<OneOrMany>,
+    pub max_guest_size: Option<u64>,
+    pub compile_timeout: Option<f64>,
     #[serde(default)]
     pub config: toml::Table,
 }

@@ -235,7 +235,7 @@ fn a_trap_in_prepare_is_a_setup_fault() {
     let dir = scratch("mapped-prepare-trap");
     let (out, report) = lying_run(&dir, "trap-in-prepare");
     assert!(
-        report.contains("trapped: wasm trap: wasm `unreachable` instruction executed while being set up (setup.configure, mapped-*.prepare): quarantined"),
+        report.contains("trapped: wasm trap: wasm `unreachable` instruction executed in mapped-*.prepare while being set up: quarantined"),
         "{report}"
     );
     assert!(report.contains("30 frames in, 30 out"), "{report}");

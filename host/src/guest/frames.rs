@@ -5,27 +5,55 @@
 use super::bindings::{mapped_audio, mapped_video, types};
 use super::mapped::{self, Buffers};
 use super::memory::GuestMemory;
-use super::{AudioCall, DataPath, GuestFault, GuestInstance, StreamFormats, StreamPath, VideoCall};
+use super::sandbox::TEXT_TRANSFER_BYTES;
+use super::{DataPath, GuestInstance, StreamFormats, StreamPath};
+use crate::lifecycle::{AudioCall, Fault, Processed, VideoCall};
 
-/// What a guest did with a block or frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Processed {
-    /// The buffer now holds the guest's output.
-    Kept,
-    /// The guest dropped it; the buffer still holds the input.
-    Dropped,
+/// The linear memories an instance was made with.
+pub(super) struct Memories {
+    /// The only one, when there is exactly one.
+    pub(super) only: Option<GuestMemory>,
+    pub(super) count: usize,
+}
+
+impl Memories {
+    pub(super) fn new(mut all: Vec<GuestMemory>) -> Self {
+        let count = all.len();
+        // The mapped path needs to know which memory the guest's buffers
+        // are in; with exactly one there is no doubt (every Rust, C and Zig
+        // guest). Several (e.g. a preview-1 adapter's own) mean lists.
+        let only = (count == 1).then(|| all.remove(0));
+        Self { only, count }
+    }
 }
 
 /// The instance's side of the mapped path.
 pub(super) struct Mapped {
     /// The guest's linear memory, when it has exactly one.
-    pub(super) memory: Option<GuestMemory>,
-    pub(super) memory_count: usize,
-    pub(super) audio_api: Option<mapped_audio::Guest>,
-    pub(super) video_api: Option<mapped_video::Guest>,
+    memory: Option<GuestMemory>,
+    memory_count: usize,
+    audio_api: Option<mapped_audio::Guest>,
+    video_api: Option<mapped_video::Guest>,
     /// Checked buffers; `None` while the stream goes through lists.
-    pub(super) audio: Option<Buffers>,
-    pub(super) video: Option<Buffers>,
+    audio: Option<Buffers>,
+    video: Option<Buffers>,
+}
+
+impl Mapped {
+    pub(super) fn new(
+        memories: Memories,
+        audio_api: Option<mapped_audio::Guest>,
+        video_api: Option<mapped_video::Guest>,
+    ) -> Self {
+        Self {
+            memory: memories.only,
+            memory_count: memories.count,
+            audio_api,
+            video_api,
+            audio: None,
+            video: None,
+        }
+    }
 }
 
 impl GuestInstance {
@@ -53,11 +81,7 @@ impl GuestInstance {
     /// # Errors
     /// Only a trap or timeout in `prepare` (the guest's own error just means
     /// lists).
-    pub fn map_buffers(
-        &mut self,
-        formats: &StreamFormats,
-        path: DataPath,
-    ) -> Result<(), GuestFault> {
+    pub fn map_buffers(&mut self, formats: &StreamFormats, path: DataPath) -> Result<(), Fault> {
         if path == DataPath::Lists {
             let asked = || Some("--data-path list".to_string());
             self.audio_path = StreamPath::Lists { reason: asked() };
@@ -66,14 +90,14 @@ impl GuestInstance {
         }
         if let Some((format, block)) = formats.audio {
             let needed = block as usize * usize::from(format.channels) * size_of::<f32>();
-            self.arm();
+            self.arm(TEXT_TRANSFER_BYTES);
             let announced =
                 (self.mapped.audio_api.as_ref()).map(|api| api.call_prepare(&mut self.store));
             (self.mapped.audio, self.audio_path) = self.accept(announced, needed)?;
         }
         if let Some(format) = formats.video {
             let needed = format.frame_bytes();
-            self.arm();
+            self.arm(TEXT_TRANSFER_BYTES);
             let announced =
                 (self.mapped.video_api.as_ref()).map(|api| api.call_prepare(&mut self.store));
             (self.mapped.video, self.video_path) = self.accept(announced, needed)?;
@@ -86,7 +110,7 @@ impl GuestInstance {
         &self,
         announced: Option<wasmtime::Result<Result<types::Buffers, String>>>,
         needed: usize,
-    ) -> Result<(Option<Buffers>, StreamPath), GuestFault> {
+    ) -> Result<(Option<Buffers>, StreamPath), Fault> {
         let lists = |reason: String| {
             Ok((
                 None,
@@ -134,8 +158,7 @@ impl GuestInstance {
         &mut self,
         call: AudioCall,
         samples: &mut Vec<f32>,
-    ) -> Result<Processed, GuestFault> {
-        self.arm();
+    ) -> Result<Processed, Fault> {
         let info = types::AudioInfo {
             timestamp_ns: call.timestamp_ns,
             first_frame: call.first_frame,
@@ -148,6 +171,7 @@ impl GuestInstance {
         let mapped = self.mapped.audio.filter(|b| bytes <= b.input.length);
         self.last_call_mapped = mapped.is_some();
         if let Some(buffers) = mapped {
+            self.arm(TEXT_TRANSFER_BYTES);
             self.guest_bytes(buffers.input, bytes)?
                 .copy_from_slice(bytemuck::cast_slice(samples));
             let api = self
@@ -164,10 +188,9 @@ impl GuestInstance {
             }
             return Ok(processed);
         }
-        let audio = self
-            .audio
-            .as_ref()
-            .ok_or(GuestFault::NotImplemented("audio"))?;
+        // The result may be the block or an error message, nothing larger.
+        self.arm(bytes.max(TEXT_TRANSFER_BYTES));
+        let audio = self.audio.as_ref().ok_or(Fault::NotImplemented("audio"))?;
         let result = audio.call_process_audio(&mut self.store, info, samples);
         let output = self.settle(result)?;
         keep_list(output, samples, "samples")
@@ -183,7 +206,7 @@ impl GuestInstance {
         &mut self,
         call: VideoCall,
         pixels: &mut Vec<u8>,
-    ) -> Result<Processed, GuestFault> {
+    ) -> Result<Processed, Fault> {
         match self.mapped_video_for(pixels.len()) {
             Some(buffers) => {
                 self.guest_bytes(buffers.input, pixels.len())?
@@ -215,7 +238,7 @@ impl GuestInstance {
         call: VideoCall,
         fill: impl FnOnce(&mut [u8]),
         drain: impl FnOnce(&[u8]),
-    ) -> Result<Processed, GuestFault> {
+    ) -> Result<Processed, Fault> {
         let bytes = call.format.frame_bytes();
         if let Some(buffers) = self.mapped_video_for(bytes) {
             fill(self.guest_bytes(buffers.input, bytes)?);
@@ -249,16 +272,18 @@ impl GuestInstance {
 
     /// The first `bytes` of a buffer in the guest's memory, bounds-checked
     /// against the memory's size now.
-    fn guest_bytes(&mut self, buffer: mapped::Span, bytes: usize) -> Result<&mut [u8], GuestFault> {
+    fn guest_bytes(&mut self, buffer: mapped::Span, bytes: usize) -> Result<&mut [u8], Fault> {
         debug_assert!(bytes <= buffer.length, "callers check the length");
         let memory = (self.mapped.memory.as_mut()).expect("buffers imply a memory");
         memory
             .slice_mut(buffer.offset, bytes)
-            .map_err(GuestFault::BadBuffer)
+            .map_err(|err| Fault::BadBuffer {
+                detail: err.to_string(),
+            })
     }
 
-    fn call_mapped_video(&mut self, call: VideoCall) -> Result<Processed, GuestFault> {
-        self.arm();
+    fn call_mapped_video(&mut self, call: VideoCall) -> Result<Processed, Fault> {
+        self.arm(TEXT_TRANSFER_BYTES);
         let api = self
             .mapped
             .video_api
@@ -268,12 +293,10 @@ impl GuestInstance {
         self.settle(result)
     }
 
-    fn call_video_list(&mut self, call: VideoCall, pixels: &[u8]) -> Result<Vec<u8>, GuestFault> {
-        self.arm();
-        let video = self
-            .video
-            .as_ref()
-            .ok_or(GuestFault::NotImplemented("video"))?;
+    fn call_video_list(&mut self, call: VideoCall, pixels: &[u8]) -> Result<Vec<u8>, Fault> {
+        // The result may be the frame or an error message, nothing larger.
+        self.arm(pixels.len().max(TEXT_TRANSFER_BYTES));
+        let video = self.video.as_ref().ok_or(Fault::NotImplemented("video"))?;
         let result = video.call_process_video(&mut self.store, video_info(call), pixels);
         self.settle(result)
     }
@@ -303,7 +326,7 @@ fn keep_list<T>(
     output: Vec<T>,
     buffer: &mut Vec<T>,
     unit: &'static str,
-) -> Result<Processed, GuestFault> {
+) -> Result<Processed, Fault> {
     if output.is_empty() {
         return Ok(Processed::Dropped);
     }
@@ -312,11 +335,11 @@ fn keep_list<T>(
     Ok(Processed::Kept)
 }
 
-fn check_len(got: usize, expected: usize, unit: &'static str) -> Result<(), GuestFault> {
+fn check_len(got: usize, expected: usize, unit: &'static str) -> Result<(), Fault> {
     if got == expected || got == 0 {
         Ok(())
     } else {
-        Err(GuestFault::WrongSize {
+        Err(Fault::WrongSize {
             got,
             expected,
             unit,

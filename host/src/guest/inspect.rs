@@ -67,6 +67,19 @@ pub enum LoadError {
         path: String,
         source: std::io::Error,
     },
+    /// The path names a FIFO, a device, a directory... (`kind` says which).
+    NotAFile {
+        path: String,
+        kind: &'static str,
+    },
+    TooLarge {
+        path: String,
+        size: u64,
+        limit: u64,
+    },
+    CompileTimeout {
+        limit: std::time::Duration,
+    },
     Empty,
     NotWasm {
         magic: Vec<u8>,
@@ -100,6 +113,22 @@ impl fmt::Display for LoadError {
             "sandstream:av/audio-effect, sandstream:av/video-effect or sandstream:av/av-effect";
         match self {
             LoadError::Read { path, source } => write!(f, "cannot read {path}: {source}"),
+            LoadError::NotAFile { path, kind } => write!(
+                f,
+                "{path} is {kind}, not a regular file: a guest is a .wasm component file"
+            ),
+            LoadError::TooLarge { path, size, limit } => write!(
+                f,
+                "{path} is {:.1} MiB, over the {:.1} MiB limit for guests (--max-guest-size)",
+                *size as f64 / 1048576.0,
+                *limit as f64 / 1048576.0
+            ),
+            LoadError::CompileTimeout { limit } => write!(
+                f,
+                "compiling the component took longer than {} s (--compile-timeout): it is too \
+                 large or pathological",
+                limit.as_secs_f64()
+            ),
             LoadError::Empty => write!(f, "the file is empty, not a WebAssembly component"),
             LoadError::NotWasm { magic } => write!(
                 f,

@@ -2,20 +2,21 @@
 //! one thread per stage, joined by bounded channels. See
 //! `docs/ARCHITECTURE.md` for the picture.
 
+mod safety;
 mod stages;
-mod stats;
 mod sync;
 
-pub use stats::{Counters, Report};
+pub use crate::metrics::{Counters, Report};
 pub use sync::{Aligner, Released};
 
 use crate::clock;
+use crate::guest::controller::{ControlHandle, Controller, FileWatcher, Maker, WorkshopHandle};
 use crate::guest::sandbox::{self, EpochTicker};
-use crate::guest::supervisor::Deadlines;
-use crate::guest::swap::{ControlHandle, Controller, FileWatcher};
 use crate::guest::{
-    CompileCache, GuestProgram, SandboxPolicy, StreamFormats, Supervisor, World, engine_for,
+    CompileCache, GuestInstance, GuestProgram, GuestRecipe, SandboxPolicy, StreamFormats, World,
+    engine_for,
 };
+use crate::lifecycle::{self, Clocking, Deadlines, Lifecycle};
 use crate::media::{AudioFormat, BufferPool, Fps, VideoFormat};
 use crate::sink::{AudioSink, NullSink, VideoSink};
 use crate::source::{AudioSource, VideoSource};
@@ -40,6 +41,9 @@ pub const DEFAULT_WIDTH: u32 = 640;
 pub const DEFAULT_HEIGHT: u32 = 360;
 pub const DEFAULT_FPS: f64 = 30.0;
 pub const DEFAULT_MAX_UNSYNCED: Duration = Duration::from_millis(10);
+
+/// The guest's lifecycle as the pipeline runs it.
+pub type GuestLifecycle = Lifecycle<WorkshopHandle>;
 
 /// Where compiled guests are cached.
 #[derive(Debug, Clone, Default)]
@@ -250,8 +254,9 @@ impl StreamerBuilder {
             Some(GuestChoice::Program(program)) => program,
             Some(GuestChoice::Path(path)) => {
                 let engine = engine_for(self.sandbox.trusted)?;
-                let program = GuestProgram::load(&engine, &path, cache.as_ref())
-                    .with_context(|| format!("cannot use {} as a guest", path.display()))?;
+                let program =
+                    GuestProgram::load_within(&engine, &path, cache.as_ref(), self.sandbox.load)
+                        .with_context(|| format!("cannot use {} as a guest", path.display()))?;
                 Arc::new(program)
             }
         };
@@ -327,33 +332,42 @@ impl StreamerBuilder {
         };
         let deadlines = deadlines(&self.sandbox, self.realtime, &formats);
         let run = Arc::new(RunControl::default());
-        let controller = Controller {
+        let recipe = GuestRecipe {
             program: program.clone(),
-            config: self.config.clone(),
+            config: Arc::new(self.config),
+        };
+        let maker = Maker {
             formats,
             policy: self.sandbox.clone(),
             deadlines,
-            cache,
-            counters: run.counters.clone(),
         };
-        let mut supervisor = Supervisor::start(
-            program.clone(),
-            self.config,
-            formats,
-            self.sandbox.clone(),
+        let first = maker.make(&recipe);
+        if let Ok(instance) = &first {
+            describe_data_paths(&program, &formats, instance);
+        }
+        let (controller, control, workshop) =
+            Controller::new(recipe.clone(), maker, cache, run.counters.clone());
+        let options = lifecycle::Options {
+            on_fault: self.sandbox.on_fault,
             deadlines,
-            run.counters.clone(),
-        )?;
+            clocking: if self.realtime {
+                Clocking::RealTime
+            } else {
+                Clocking::Offline
+            },
+        };
+        let mut guest = Lifecycle::start(workshop, recipe, first, options, run.counters.clone())?;
         if let Some((format, _)) = formats.audio {
-            supervisor.set_crossfade_frames(
+            guest.set_crossfade_frames(
                 (self.crossfade.as_secs_f64() * f64::from(format.sample_rate)).round() as u64,
             );
         }
 
         Ok(Streamer {
             program,
-            supervisor,
+            guest,
             controller,
+            control,
             run,
             ticker,
             sandbox: self.sandbox,
@@ -368,9 +382,29 @@ impl StreamerBuilder {
     }
 }
 
+/// Says once how each stream reaches the guest, with the reason when it is
+/// not the mapped path the guest offers.
+fn describe_data_paths(program: &GuestProgram, formats: &StreamFormats, instance: &GuestInstance) {
+    if formats.audio.is_some() && program.world().processes_audio() {
+        tracing::info!(
+            "guest {}: audio through {}",
+            program.name(),
+            instance.audio_path()
+        );
+    }
+    if formats.video.is_some() && program.world().processes_video() {
+        tracing::info!(
+            "guest {}: video through {}",
+            program.name(),
+            instance.video_path()
+        );
+    }
+}
+
 /// Per-call budgets. In real time a call must fit its share of the
-/// stream (half an audio block, one video frame); offline, deadlines only
-/// catch hangs.
+/// stream (half an audio block, one video frame), and a state handoff,
+/// which holds the stream between two blocks, the share of the streams it
+/// holds; offline, deadlines only catch hangs.
 fn deadlines(policy: &SandboxPolicy, realtime: bool, formats: &StreamFormats) -> Deadlines {
     let audio = formats
         .audio
@@ -391,10 +425,16 @@ fn deadlines(policy: &SandboxPolicy, realtime: bool, formats: &StreamFormats) ->
     });
     let audio = policy.deadline.unwrap_or(audio);
     let video = policy.deadline.unwrap_or(video);
+    let streams = [formats.audio.map(|_| audio), formats.video.map(|_| video)];
     Deadlines {
         audio,
         video,
         setup: sandbox::SETUP_DEADLINE.max(audio).max(video),
+        state: streams
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(sandbox::OFFLINE_DEADLINE),
     }
 }
 
@@ -571,8 +611,9 @@ fn open_video(
 /// A configured, not yet running stream.
 pub struct Streamer {
     program: Arc<GuestProgram>,
-    supervisor: Supervisor,
+    guest: GuestLifecycle,
     controller: Controller,
+    control: ControlHandle,
     run: Arc<RunControl>,
     ticker: Option<EpochTicker>,
     sandbox: SandboxPolicy,
@@ -775,25 +816,24 @@ impl Streamer {
             );
         }
 
-        // Swaps and reconfigurations are prepared on their own thread; the
-        // processing thread only switches. The controller is not joined: it
-        // ends when the last ControlHandle is dropped.
-        let (control, commands) = Controller::channel();
-        let (prepared_tx, prepared_rx) = crossbeam_channel::bounded(1);
+        // Swaps, reconfigurations and restarts are prepared on their own
+        // thread; the processing thread only switches. The controller is
+        // not joined: it ends when the processing thread has ended.
         let controller = self.controller;
         std::thread::Builder::new()
             .name("sandstream-control".into())
-            .spawn(move || controller.run(commands, prepared_tx))
+            .spawn(move || controller.run())
             .context("spawning the control thread")?;
-        let (guest, run_p) = (self.supervisor, run.clone());
+        let (guest, run_p) = (self.guest, run.clone());
         let order = if self.realtime {
             stages::Order::Arrival
         } else {
             stages::Order::MediaTime
         };
+        let limiter = self.sandbox.limiter;
         spawn(
             "process",
-            Box::new(move || stages::process(guest, lanes, prepared_rx, run_p, order)),
+            Box::new(move || stages::process(guest, lanes, run_p, order, limiter)),
         )?;
 
         if let (Some(audio), Some(video)) = (audio_to_sync, video_to_sync) {
@@ -813,7 +853,7 @@ impl Streamer {
             audio_writer,
             video_writer,
             _ticker: self.ticker,
-            control,
+            control: self.control,
             watcher: None,
         })
     }

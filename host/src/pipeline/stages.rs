@@ -2,12 +2,13 @@
 //! Each takes what it needs by value and ends when its input closes, the
 //! run is stopped, or it fails (recording the failure for the others).
 
-use super::stats::Counters;
+use super::GuestLifecycle;
+use super::safety::make_safe;
 use super::sync::{Aligner, Released};
 use crate::clock;
-use crate::guest::swap::Prepared;
-use crate::guest::{AudioCall, Delivery, Supervisor, VideoCall};
+use crate::lifecycle::{AudioCall, Delivery, VideoCall};
 use crate::media::{AudioBlock, AudioFormat, BufferPool, Fps, VideoFormat, VideoFrame};
+use crate::metrics::Counters;
 use crate::sink::{AudioSink, VideoSink};
 use crate::source::{AudioSource, VideoSource};
 use crossbeam_channel::{Receiver, Select, Sender, TrySendError};
@@ -219,29 +220,32 @@ pub enum Order {
     MediaTime,
 }
 
-/// Owns the guest instance: one thread enters it, so calls never overlap.
-/// Streams the guest does not process pass through untouched.
-/// Swaps prepared by the controller are installed between two blocks, so
-/// every block is processed by exactly one guest.
+/// Owns the guest's lifecycle: one thread enters the guest, so calls never
+/// overlap. Streams the guest does not process pass through untouched.
+/// Swaps prepared by the controller are installed by the lifecycle between
+/// two blocks, so every block is processed by exactly one guest. Audio
+/// leaves through the output safety (`limiter`: clamp to full scale).
 pub fn process(
-    guest: Supervisor,
+    guest: GuestLifecycle,
     lanes: ProcessLanes,
-    swaps: Receiver<Prepared>,
     run: Arc<RunControl>,
     order: Order,
+    limiter: bool,
 ) {
+    let mut guest = Guest { guest, limiter };
     match order {
-        Order::Arrival => process_as_they_come(guest, lanes, swaps, run),
-        Order::MediaTime => process_in_media_order(guest, lanes, swaps, run),
+        Order::Arrival => process_as_they_come(&mut guest, lanes, run),
+        Order::MediaTime => process_in_media_order(&mut guest, lanes, run),
     }
 }
 
-fn process_in_media_order(
-    mut guest: Supervisor,
-    lanes: ProcessLanes,
-    swaps: Receiver<Prepared>,
-    run: Arc<RunControl>,
-) {
+/// The lifecycle and what the stage does with its audio output.
+struct Guest {
+    guest: GuestLifecycle,
+    limiter: bool,
+}
+
+fn process_in_media_order(guest: &mut Guest, lanes: ProcessLanes, run: Arc<RunControl>) {
     let ProcessLanes { audio, video } = lanes;
     let (audio_rx, mut audio_tx, audio_pool, audio_format) = split(audio);
     let (video_rx, mut video_tx, video_pool, video_format) = split(video);
@@ -266,19 +270,16 @@ fn process_in_media_order(
             (None, Some(_)) => false,
             (None, None) => return,
         };
-        while let Ok(prepared) = swaps.try_recv() {
-            guest.install(prepared);
-        }
         let result = match (audio_first, &audio_tx, &audio_pool, &video_tx, &video_pool) {
             (true, Some(tx), Some(pool), _, _) => {
                 let block = next_audio.take().expect("chosen because present");
                 let format = audio_format.expect("a lane has a format");
-                process_audio_block(&mut guest, block, format, pool, tx, &run)
+                process_audio_block(guest, block, format, pool, tx, &run)
             }
             (false, _, _, Some(tx), Some(pool)) => {
                 let frame = next_video.take().expect("chosen because present");
                 let format = video_format.expect("a lane has a format");
-                process_video_frame(&mut guest, frame, format, pool, tx, &run)
+                process_video_frame(guest, frame, format, pool, tx, &run)
             }
             _ => unreachable!("a pending block always has its lane"),
         };
@@ -288,12 +289,7 @@ fn process_in_media_order(
     }
 }
 
-fn process_as_they_come(
-    mut guest: Supervisor,
-    lanes: ProcessLanes,
-    swaps: Receiver<Prepared>,
-    run: Arc<RunControl>,
-) {
+fn process_as_they_come(guest: &mut Guest, lanes: ProcessLanes, run: Arc<RunControl>) {
     let ProcessLanes { audio, video } = lanes;
     let (audio_rx, mut audio_tx, audio_pool, audio_format) = split(audio);
     let (video_rx, mut video_tx, video_pool, video_format) = split(video);
@@ -304,15 +300,12 @@ fn process_as_they_come(
     while audio_tx.is_some() || video_tx.is_some() {
         let op = select.select();
         let index = op.index();
-        while let Ok(prepared) = swaps.try_recv() {
-            guest.install(prepared);
-        }
         let result = if let (Some(i), Some(rx)) = (audio_index, &audio_rx)
             && i == index
         {
             match (op.recv(rx), &audio_tx, &audio_pool, audio_format) {
                 (Ok(block), Some(tx), Some(pool), Some(format)) => {
-                    process_audio_block(&mut guest, block, format, pool, tx, &run)
+                    process_audio_block(guest, block, format, pool, tx, &run)
                 }
                 _ => {
                     // Input ended: close this lane downstream too.
@@ -326,7 +319,7 @@ fn process_as_they_come(
         {
             match (op.recv(rx), &video_tx, &video_pool, video_format) {
                 (Ok(frame), Some(tx), Some(pool), Some(format)) => {
-                    process_video_frame(&mut guest, frame, format, pool, tx, &run)
+                    process_video_frame(guest, frame, format, pool, tx, &run)
                 }
                 _ => {
                     select.remove(index);
@@ -371,7 +364,7 @@ fn forward<T>(tx: &Sender<T>, item: T) -> anyhow::Result<()> {
 }
 
 fn process_audio_block(
-    guest: &mut Supervisor,
+    guest: &mut Guest,
     mut block: AudioBlock,
     format: AudioFormat,
     pool: &BufferPool<f32>,
@@ -383,8 +376,11 @@ fn process_audio_block(
         first_frame: block.first_frame,
         format,
     };
-    match guest.audio(&mut block, call)? {
-        Delivery::Send => forward(tx, block),
+    match guest.guest.audio(&mut block, call)? {
+        Delivery::Send => {
+            make_safe(&mut block.samples, guest.limiter, &run.counters);
+            forward(tx, block)
+        }
         Delivery::DroppedByGuest => {
             run.counters.audio_dropped_by_guest.fetch_add(1, Relaxed);
             pool.give(block.samples);
@@ -394,7 +390,7 @@ fn process_audio_block(
 }
 
 fn process_video_frame(
-    guest: &mut Supervisor,
+    guest: &mut Guest,
     mut frame: VideoFrame,
     format: VideoFormat,
     pool: &BufferPool<u8>,
@@ -406,7 +402,7 @@ fn process_video_frame(
         index: frame.index,
         format,
     };
-    match guest.video(&mut frame, call)? {
+    match guest.guest.video(&mut frame, call)? {
         Delivery::Send => forward(tx, frame),
         Delivery::DroppedByGuest => {
             run.counters.video_dropped_by_guest.fetch_add(1, Relaxed);

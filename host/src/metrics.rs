@@ -1,4 +1,6 @@
-//! Counters every stage updates and the report a run ends with.
+//! Counters every stage updates and the report a run ends with. Its own
+//! module, so the guest lifecycle and the pipeline both count into it
+//! without importing each other.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -25,10 +27,13 @@ pub struct Counters {
     pub video_last_end_ns: AtomicU64,
     pub sync_forced_releases: AtomicU64,
     pub fault_timeouts: AtomicU64,
+    pub fault_blocked: AtomicU64,
     pub fault_memory: AtomicU64,
     pub fault_traps: AtomicU64,
+    pub fault_exits: AtomicU64,
     pub fault_errors: AtomicU64,
     pub fault_wrong_size: AtomicU64,
+    pub fault_too_large: AtomicU64,
     pub setup_faults: AtomicU64,
     pub restarts: AtomicU64,
     pub quarantines: AtomicU64,
@@ -36,6 +41,8 @@ pub struct Counters {
     pub limited_samples: AtomicU64,
     pub swaps: AtomicU64,
     pub swap_failures: AtomicU64,
+    pub states_carried: AtomicU64,
+    pub states_lost: AtomicU64,
     last_swap_error: std::sync::Mutex<Option<String>>,
 }
 
@@ -75,16 +82,23 @@ pub struct Report {
     /// Timestamp of the end of the last video frame written.
     pub video_end_ns: u64,
     pub sync_forced_releases: u64,
-    /// Calls interrupted at their deadline.
+    /// Calls interrupted at their deadline while running guest code.
     pub fault_timeouts: u64,
+    /// Calls cut off at their deadline while waiting in a host call (a
+    /// sleep, a poll).
+    pub fault_blocked: u64,
     /// Traps after the memory cap refused a growth.
     pub fault_memory: u64,
     /// Other traps (unreachable, out of bounds, stack overflow, panics).
     pub fault_traps: u64,
+    /// Calls that ended with the guest calling `exit`.
+    pub fault_exits: u64,
     /// Errors the guest returned.
     pub fault_errors: u64,
     /// Outputs of the wrong size.
     pub fault_wrong_size: u64,
+    /// Results, messages or snapshots over their size cap.
+    pub fault_too_large: u64,
     /// Instantiations or `configure` calls that failed.
     pub setup_faults: u64,
     /// Fresh instances created after faults.
@@ -101,16 +115,23 @@ pub struct Report {
     pub swap_failures: u64,
     /// Why the last one was refused.
     pub last_swap_error: Option<String>,
+    /// Swaps that carried the old guest's state to the new one.
+    pub states_carried: u64,
+    /// Swaps whose state handoff failed, so the new guest started fresh.
+    pub states_lost: u64,
 }
 
 impl Report {
     /// Every guest fault of the run, of any kind.
     pub fn faults(&self) -> u64 {
         self.fault_timeouts
+            + self.fault_blocked
             + self.fault_memory
             + self.fault_traps
+            + self.fault_exits
             + self.fault_errors
             + self.fault_wrong_size
+            + self.fault_too_large
             + self.setup_faults
     }
 }
@@ -137,10 +158,13 @@ impl Counters {
             video_end_ns: self.video_last_end_ns.load(Relaxed),
             sync_forced_releases: self.sync_forced_releases.load(Relaxed),
             fault_timeouts: self.fault_timeouts.load(Relaxed),
+            fault_blocked: self.fault_blocked.load(Relaxed),
             fault_memory: self.fault_memory.load(Relaxed),
             fault_traps: self.fault_traps.load(Relaxed),
+            fault_exits: self.fault_exits.load(Relaxed),
             fault_errors: self.fault_errors.load(Relaxed),
             fault_wrong_size: self.fault_wrong_size.load(Relaxed),
+            fault_too_large: self.fault_too_large.load(Relaxed),
             setup_faults: self.setup_faults.load(Relaxed),
             restarts: self.restarts.load(Relaxed),
             quarantines: self.quarantines.load(Relaxed),
@@ -153,6 +177,8 @@ impl Counters {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            states_carried: self.states_carried.load(Relaxed),
+            states_lost: self.states_lost.load(Relaxed),
         }
     }
 }
@@ -189,13 +215,16 @@ impl fmt::Display for Report {
         if self.faults() > 0 || self.restarts > 0 || self.quarantines > 0 {
             writeln!(
                 f,
-                "guest faults: {} timeouts, {} memory, {} traps, {} errors, {} wrong size, {} setup; \
-                 {} restarts{}",
+                "guest faults: {} timeouts, {} blocked in host calls, {} memory, {} traps, {} exits, \
+                 {} errors, {} wrong size, {} too large, {} setup; {} restarts{}",
                 self.fault_timeouts,
+                self.fault_blocked,
                 self.fault_memory,
                 self.fault_traps,
+                self.fault_exits,
                 self.fault_errors,
                 self.fault_wrong_size,
+                self.fault_too_large,
                 self.setup_faults,
                 self.restarts,
                 if self.quarantines > 0 {
@@ -215,8 +244,8 @@ impl fmt::Display for Report {
         if self.swaps + self.swap_failures > 0 {
             writeln!(
                 f,
-                "swaps: {} done, {} refused",
-                self.swaps, self.swap_failures
+                "swaps: {} done, {} refused; state carried {} times, lost {} times",
+                self.swaps, self.swap_failures, self.states_carried, self.states_lost
             )?;
         }
         if self.sync_forced_releases > 0 {
