@@ -334,9 +334,12 @@ fn init_logging(quiet: bool, verbose: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal as _;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only where a terminal reads them, never in a file.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .without_time()
         .try_init();
@@ -367,6 +370,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     });
     let report = running.wait()?;
     eprint!("{report}");
+    if let Some(peak) = crate::metrics::peak_resident_bytes() {
+        eprintln!("memory: peak {} MiB resident", peak >> 20);
+    }
     Ok(())
 }
 

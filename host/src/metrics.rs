@@ -258,3 +258,13 @@ impl fmt::Display for Report {
         Ok(())
     }
 }
+
+/// This process's peak resident memory since it started (`VmHWM`), where
+/// the system says (Linux). Unlike `getrusage`, it does not count what a
+/// parent held before it started this program.
+pub fn peak_resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

@@ -1,6 +1,8 @@
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// A built guest, e.g. `guest("gain")`.
 pub fn guest(name: &str) -> PathBuf {
@@ -161,4 +163,59 @@ pub fn testsrc(path: &Path, size: &str, rate: u32, seconds: f64, pix_fmt: &str) 
             &s(path),
         ],
     );
+}
+
+/// How a measured `sandstream` run went.
+pub struct Ran {
+    pub code: Option<i32>,
+    pub log: String,
+    pub took: Duration,
+}
+
+impl Ran {
+    /// The host's peak resident memory, from its end-of-run report.
+    pub fn peak_mib(&self) -> u64 {
+        let line = self
+            .log
+            .lines()
+            .find_map(|l| l.strip_prefix("memory: peak "));
+        let mib = line.and_then(|l| l.split(' ').next()?.parse().ok());
+        mib.unwrap_or_else(|| panic!("no peak memory in the report: {}", self.log))
+    }
+}
+
+/// `sandstream ARGS` with the log at `warn` and `stdin` written to it,
+/// timed.
+pub fn measured(args: &[&str], stdin: &[u8]) -> Ran {
+    measured_at("warn", args, stdin)
+}
+
+/// [`measured`] with the log at `level`.
+pub fn measured_at(level: &str, args: &[&str], stdin: &[u8]) -> Ran {
+    let start = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sandstream"))
+        .args(args)
+        .env("SANDSTREAM_CACHE_DIR", cache_dir())
+        .env("RUST_LOG", level)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let _ = input.write_all(stdin);
+    drop(input);
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    let status = child.wait().unwrap();
+    Ran {
+        code: status.code(),
+        log,
+        took: start.elapsed(),
+    }
 }

@@ -4,10 +4,12 @@
 
 mod common;
 
+mod adversary;
 mod audio;
 mod av;
 mod cache;
 mod cli_errors;
+mod forged;
 mod hostile;
 mod interrupt;
 mod live_commands;

@@ -28,6 +28,7 @@ const GUESTS: &[&str] = &[
     "double",
     "counter",
     "lying-buffers",
+    "adversary",
 ];
 
 /// Guests in JavaScript, built with ComponentizeJS (npm): name, directory,

@@ -426,7 +426,7 @@ impl<W: Workshop> Lifecycle<W> {
                     // Stale (a swap came in between) or not needed anymore.
                     _ => {
                         if let Ok(instance) = instance {
-                            self.workshop.retire(instance);
+                            self.dispose(instance);
                         }
                     }
                 },
@@ -512,7 +512,7 @@ impl<W: Workshop> Lifecycle<W> {
             return;
         }
         if let Slot::Running(old) = std::mem::replace(&mut self.slot, Slot::Quarantined) {
-            self.workshop.retire(old);
+            self.dispose(old);
         }
         self.slot = Slot::Restarting {
             not_before_ns,
@@ -556,7 +556,7 @@ impl<W: Workshop> Lifecycle<W> {
             | Slot::Restarting {
                 ready: Some(Ok(instance)),
                 ..
-            } => self.workshop.retire(instance),
+            } => self.dispose(instance),
             _ => {}
         }
         self.counters.quarantines.fetch_add(1, Relaxed);
@@ -571,7 +571,7 @@ impl<W: Workshop> Lifecycle<W> {
         self.ledger.clear();
         self.counters.swaps.fetch_add(1, Relaxed);
         if let Some(fade) = self.fade.take() {
-            self.workshop.retire(fade.instance);
+            self.dispose(fade.instance);
         }
         let old = match std::mem::replace(&mut self.slot, Slot::Quarantined) {
             Slot::Running(old) => Some(old),
@@ -616,7 +616,7 @@ impl<W: Workshop> Lifecycle<W> {
                     done: 0,
                 })
             }
-            Some(old) => self.workshop.retire(old),
+            Some(old) => self.dispose(old),
             None => {}
         }
         self.slot = match incoming {
@@ -629,7 +629,18 @@ impl<W: Workshop> Lifecycle<W> {
         };
     }
 
-    /// `instance`, unless it is poisoned (then it is retired).
+    /// Done with an instance. Live, the workshop drops it on its own thread
+    /// (freeing a guest's memory can take milliseconds); offline it is
+    /// dropped here, so it is gone before a fresh one is made and two
+    /// instances never hold memory at once.
+    fn dispose(&mut self, instance: W::Instance) {
+        match self.options.clocking {
+            Clocking::Offline => drop(instance),
+            Clocking::RealTime => self.workshop.retire(instance),
+        }
+    }
+
+    /// `instance`, unless it is poisoned (then it is disposed of).
     fn unless_poisoned(
         &mut self,
         instance: Option<W::Instance>,
@@ -637,7 +648,7 @@ impl<W: Workshop> Lifecycle<W> {
     ) -> Option<W::Instance> {
         match instance {
             Some(instance) if poisoned => {
-                self.workshop.retire(instance);
+                self.dispose(instance);
                 None
             }
             other => other,
@@ -686,7 +697,7 @@ impl<W: Workshop> Lifecycle<W> {
             _ => false,
         };
         if !faded && let Some(fade) = self.fade.take() {
-            self.workshop.retire(fade.instance);
+            self.dispose(fade.instance);
         }
     }
 }

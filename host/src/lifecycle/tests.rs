@@ -403,7 +403,7 @@ fn stalls_seconds_apart_quarantine_the_guest() {
     let mut h = harness(script, options(FaultPolicy::Bypass, Clocking::RealTime));
     h.blocks_until(20 * SECOND);
     assert!(h.lifecycle.is_quarantined());
-    assert_eq!(h.report().fault_blocked, 4, "quarantined at the 4th stall");
+    assert_eq!(h.report().fault_blocked, 3, "quarantined at the 3rd stall");
 }
 
 #[test]
