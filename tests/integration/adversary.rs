@@ -6,46 +6,9 @@
 //! log of bounded size.
 
 use crate::common::*;
-use std::path::PathBuf;
 use std::time::Duration;
 
 const BLOCK: usize = 512;
-
-/// A 1 s, 1 kHz stereo sine at half scale, made once per test.
-fn input() -> PathBuf {
-    let wav = scratch("adversary-input").join("sine.wav");
-    let (path, rate) = (s(&wav), "48000");
-    tool(
-        "sox",
-        &[
-            "-n",
-            "-r",
-            rate,
-            "-c",
-            "2",
-            "-b",
-            "32",
-            "-e",
-            "floating-point",
-            &path,
-            "synth",
-            "1",
-            "sine",
-            "1000",
-            "vol",
-            "0.5",
-        ],
-    );
-    wav
-}
-
-fn samples(path: &std::path::Path) -> Vec<f32> {
-    hound::WavReader::open(path)
-        .unwrap()
-        .samples::<f32>()
-        .map(Result::unwrap)
-        .collect()
-}
 
 struct Attack {
     ran: Ran,
@@ -56,14 +19,7 @@ struct Attack {
 impl Attack {
     /// Per block: 0.5 when the guest processed it, 1.0 when bypassed.
     fn ratios(&self) -> Vec<f64> {
-        self.input
-            .chunks(BLOCK * 2)
-            .zip(self.output.chunks(BLOCK * 2))
-            .map(|(i, o)| {
-                let dot: f64 = i.iter().zip(o).map(|(a, b)| f64::from(*a * *b)).sum();
-                dot / i.iter().map(|a| f64::from(*a * *a)).sum::<f64>()
-            })
-            .collect()
+        block_ratios(&self.input, &self.output, BLOCK)
     }
 
     /// The run ended normally, every input sample came out (processed or
@@ -98,7 +54,7 @@ fn attack(mode: &str, extra: &[&str], stdin: &str) -> Attack {
 
 /// [`attack`] with the log at `level`.
 fn attack_at(level: &str, mode: &str, extra: &[&str], stdin: &str) -> Attack {
-    let input = input();
+    let input = sine_wav("adversary-input");
     let out = scratch(&format!("adversary-{mode}")).join("out.wav");
     let guest = guest("adversary");
     let (input_spec, output_spec, mode) = (file(&input), file(&out), format!("mode={mode}"));
@@ -115,13 +71,13 @@ fn attack_at(level: &str, mode: &str, extra: &[&str], stdin: &str) -> Attack {
     args.extend(extra);
     let ran = measured_at(level, &args, stdin.as_bytes());
     let output = if ran.code == Some(0) {
-        samples(&out)
+        read_wav(&out)
     } else {
         Vec::new()
     };
     Attack {
         ran,
-        input: samples(&input),
+        input: read_wav(&input),
         output,
     }
 }
@@ -233,9 +189,17 @@ fn state_calls_get_the_deadline_of_the_stream_and_failures_start_fresh() {
             "{log}"
         );
     }
+    // A generous deadline: building 64 MiB takes the guest a while.
     let attack = attack(
         "huge-snapshot",
-        &["--realtime", "--commands", "--set", "in=snapshot"],
+        &[
+            "--realtime",
+            "--deadline",
+            "500",
+            "--commands",
+            "--set",
+            "in=snapshot",
+        ],
         "set x=1\n",
     );
     attack.assert_stream_intact();

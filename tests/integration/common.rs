@@ -219,3 +219,59 @@ pub fn measured_at(level: &str, args: &[&str], stdin: &[u8]) -> Ran {
         took: start.elapsed(),
     }
 }
+
+/// A 1 s, 1 kHz stereo sine at half scale (48 kHz, float), made by sox in a
+/// directory of its own.
+pub fn sine_wav(test: &str) -> PathBuf {
+    let wav = scratch(test).join("sine.wav");
+    let path = s(&wav);
+    tool(
+        "sox",
+        &[
+            "-n",
+            "-r",
+            "48000",
+            "-c",
+            "2",
+            "-b",
+            "32",
+            "-e",
+            "floating-point",
+            &path,
+            "synth",
+            "1",
+            "sine",
+            "1000",
+            "vol",
+            "0.5",
+        ],
+    );
+    wav
+}
+
+/// Every sample of a float WAV file.
+pub fn read_wav(path: &Path) -> Vec<f32> {
+    hound::WavReader::open(path)
+        .unwrap()
+        .samples::<f32>()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Per block of `frames` stereo frames: how `output` relates to `input`
+/// (0.5 = a guest's half gain, 1.0 = bypassed, 0.0 = muted).
+pub fn block_ratios(input: &[f32], output: &[f32], frames: usize) -> Vec<f64> {
+    input
+        .chunks(frames * 2)
+        .zip(output.chunks(frames * 2))
+        .map(|(i, o)| {
+            let dot: f64 = i
+                .iter()
+                .zip(o)
+                .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                .sum();
+            let norm: f64 = i.iter().map(|a| f64::from(*a).powi(2)).sum();
+            dot / norm
+        })
+        .collect()
+}

@@ -4,7 +4,6 @@
 //! the exit code is 0 (unless `--on-fault stop`).
 
 use crate::common::*;
-use std::path::PathBuf;
 use std::process::Command;
 
 const FRAMES: usize = 48_000;
@@ -22,19 +21,7 @@ impl Run {
     /// Per 512-frame block: how the output relates to the input (0.5 =
     /// the guest's gain, 1.0 = bypass, 0.0 = mute).
     fn block_ratios(&self) -> Vec<f64> {
-        self.input
-            .chunks(BLOCK * 2)
-            .zip(self.output.chunks(BLOCK * 2))
-            .map(|(i, o)| {
-                let dot: f64 = i
-                    .iter()
-                    .zip(o)
-                    .map(|(a, b)| f64::from(*a) * f64::from(*b))
-                    .sum();
-                let norm: f64 = i.iter().map(|a| f64::from(*a).powi(2)).sum();
-                dot / norm
-            })
-            .collect()
+        block_ratios(&self.input, &self.output, BLOCK)
     }
 
     /// A counter from the report, e.g. `count("timeouts")`.
@@ -59,43 +46,8 @@ impl Run {
     }
 }
 
-fn input_wav() -> PathBuf {
-    let dir = scratch("hostile-input");
-    let wav = dir.join("sine.wav");
-    tool(
-        "sox",
-        &[
-            "-n",
-            "-r",
-            "48000",
-            "-c",
-            "2",
-            "-b",
-            "32",
-            "-e",
-            "floating-point",
-            &s(&wav),
-            "synth",
-            "1",
-            "sine",
-            "1000",
-            "vol",
-            "0.5",
-        ],
-    );
-    wav
-}
-
-fn read_samples(path: &std::path::Path) -> Vec<f32> {
-    hound::WavReader::open(path)
-        .unwrap()
-        .samples::<f32>()
-        .map(Result::unwrap)
-        .collect()
-}
-
 fn run_hostile(mode: &str, extra: &[&str]) -> Run {
-    let input = input_wav();
+    let input = sine_wav("hostile-input");
     let dir = scratch(&format!("hostile-{mode}"));
     let (wav, y4m) = (dir.join("out.wav"), dir.join("out.y4m"));
     let mut args = vec![
@@ -129,8 +81,8 @@ fn run_hostile(mode: &str, extra: &[&str]) -> Run {
     Run {
         code: output.status.code(),
         log: stderr(&output),
-        input: read_samples(&input),
-        output: if ok { read_samples(&wav) } else { Vec::new() },
+        input: read_wav(&input),
+        output: if ok { read_wav(&wav) } else { Vec::new() },
         video_frames: if ok { Y4m::read(&y4m).frames.len() } else { 0 },
     }
 }

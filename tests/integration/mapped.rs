@@ -434,7 +434,7 @@ fn a_buffer_over_the_memory_cap_is_declined_and_said() {
     assert!(run.status.success(), "{text}");
     assert!(
         text.contains(
-            "video through lists (the guest declined: cannot allocate a 3686400-byte buffer)"
+            "video through lists (the guest declined: \"cannot allocate a 3686400-byte buffer\")"
         ),
         "{text}"
     );

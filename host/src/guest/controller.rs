@@ -30,8 +30,9 @@ const SETTLE: Duration = Duration::from_millis(5);
 const REQUESTS: usize = 16;
 
 /// On top of twice the state deadline: how long the processing thread
-/// waits for a handoff to come back (thread wake-ups on a busy machine).
-const HANDOFF_SLACK: Duration = Duration::from_millis(50);
+/// waits for a handoff to come back (thread wake-ups on a busy machine;
+/// the input queue absorbs the wait).
+const HANDOFF_SLACK: Duration = Duration::from_millis(100);
 
 /// What the user (or the file watcher) asks of a running stream.
 #[derive(Debug, Clone, PartialEq, Eq)]

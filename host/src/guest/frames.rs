@@ -8,6 +8,7 @@ use super::memory::GuestMemory;
 use super::sandbox::TEXT_TRANSFER_BYTES;
 use super::{DataPath, GuestInstance, StreamFormats, StreamPath};
 use crate::lifecycle::{AudioCall, Fault, Processed, VideoCall};
+use crate::text::{ERROR_BYTES, GuestText};
 
 /// The linear memories an instance was made with.
 pub(super) struct Memories {
@@ -122,7 +123,10 @@ impl GuestInstance {
         let announced = match announced {
             None => return Ok((None, StreamPath::Lists { reason: None })),
             Some(Err(trap)) => return Err(self.classify(trap)),
-            Some(Ok(Err(message))) => return lists(format!("the guest declined: {message}")),
+            Some(Ok(Err(message))) => {
+                let message = GuestText::new(&message, ERROR_BYTES);
+                return lists(format!("the guest declined: \"{message}\""));
+            }
             Some(Ok(Ok(announced))) => announced,
         };
         let Some(memory) = &self.mapped.memory else {

@@ -176,18 +176,18 @@ impl FaultLedger {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     const SECOND: u64 = 1_000_000_000;
 
-    fn trap() -> Fault {
+    pub(in crate::lifecycle) fn trap() -> Fault {
         Fault::Trap {
             detail: "unreachable".into(),
         }
     }
 
-    fn stall() -> Fault {
+    pub(in crate::lifecycle) fn stall() -> Fault {
         Fault::Blocked {
             import: "wasi:io/poll.poll",
             budget: Duration::from_millis(5),

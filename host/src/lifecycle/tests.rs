@@ -1,6 +1,7 @@
 //! The lifecycle with fake instances and a fake workshop: no wasm, no
 //! threads, stream time under the test's control.
 
+use super::policy::tests::{stall, trap};
 use super::*;
 use crate::media::{AudioBlock, AudioFormat, Fps, VideoFormat, VideoFrame};
 use std::collections::VecDeque;
@@ -31,19 +32,6 @@ fn halves() -> Script {
         has_state: false,
         snapshot: || Ok(()),
         restore: || Ok(()),
-    }
-}
-
-fn trap() -> Fault {
-    Fault::Trap {
-        detail: "unreachable".into(),
-    }
-}
-
-fn stall() -> Fault {
-    Fault::Blocked {
-        import: "wasi:io/poll.poll",
-        budget: Duration::from_millis(5),
     }
 }
 
@@ -283,6 +271,11 @@ fn harness(script: Script, options: Options) -> Harness {
     }
 }
 
+/// A live lifecycle that bypasses faulted blocks.
+fn live(script: Script) -> Harness {
+    harness(script, options(FaultPolicy::Bypass, Clocking::RealTime))
+}
+
 impl Harness {
     /// One block of 480 frames (10 ms) of ones; returns what came out, per
     /// sample (all equal).
@@ -337,7 +330,7 @@ fn a_fault_costs_its_block_and_a_fresh_instance_takes_over_after_the_backoff() {
         fault: trap_on_3rd,
         ..halves()
     };
-    let mut h = harness(script, options(FaultPolicy::Bypass, Clocking::RealTime));
+    let mut h = live(script);
     let out: Vec<f32> = (0..6).map(|_| h.block()).collect();
     // Block 3 trapped (bypassed: 1.0), the restart was ordered at once and
     // installed at the first block 10 ms later; the fresh instance traps
@@ -378,7 +371,7 @@ fn five_quick_faults_quarantine_and_the_stream_goes_on_unprocessed() {
         fault: |_| Some(trap()),
         ..halves()
     };
-    let mut h = harness(script, options(FaultPolicy::Bypass, Clocking::RealTime));
+    let mut h = live(script);
     let out = h.blocks_until(2 * SECOND);
     assert!(out.iter().all(|&s| s == 1.0));
     assert!(h.lifecycle.is_quarantined());
@@ -400,7 +393,7 @@ fn stalls_seconds_apart_quarantine_the_guest() {
         fault: |call| (call % 300 == 0).then(stall),
         ..halves()
     };
-    let mut h = harness(script, options(FaultPolicy::Bypass, Clocking::RealTime));
+    let mut h = live(script);
     h.blocks_until(20 * SECOND);
     assert!(h.lifecycle.is_quarantined());
     assert_eq!(h.report().fault_blocked, 3, "quarantined at the 3rd stall");
@@ -532,10 +525,7 @@ fn a_swap_carries_state_and_lifts_quarantine() {
         has_state: true,
         ..halves()
     };
-    let mut h = harness(
-        stateful.clone(),
-        options(FaultPolicy::Bypass, Clocking::RealTime),
-    );
+    let mut h = live(stateful.clone());
     h.blocks_until(50 * MS);
     h.swap_in(
         "second.wasm",
@@ -560,10 +550,7 @@ fn a_failed_handoff_starts_the_new_guest_fresh() {
         ..halves()
     };
     // Restore traps: the new instance is replaced by a fresh one.
-    let mut h = harness(
-        stateful.clone(),
-        options(FaultPolicy::Bypass, Clocking::RealTime),
-    );
+    let mut h = live(stateful.clone());
     h.block();
     h.swap_in(
         "second.wasm",
@@ -579,13 +566,10 @@ fn a_failed_handoff_starts_the_new_guest_fresh() {
     assert_eq!((report.states_lost, report.fault_traps), (1, 1));
 
     // Snapshot refused with an error: the new guest starts fresh at once.
-    let mut h = harness(
-        Script {
-            snapshot: || Err(Fault::TooLarge { cap: 1 << 20 }),
-            ..stateful.clone()
-        },
-        options(FaultPolicy::Bypass, Clocking::RealTime),
-    );
+    let mut h = live(Script {
+        snapshot: || Err(Fault::TooLarge { cap: 1 << 20 }),
+        ..stateful.clone()
+    });
     h.block();
     h.swap_in("second.wasm", stateful.clone());
     assert_eq!(h.block(), 0.5);
@@ -593,10 +577,7 @@ fn a_failed_handoff_starts_the_new_guest_fresh() {
 
     // The handoff never came back: both instances are lost to it, and a
     // fresh instance of the new guest is ordered.
-    let mut h = harness(
-        stateful.clone(),
-        options(FaultPolicy::Bypass, Clocking::RealTime),
-    );
+    let mut h = live(stateful.clone());
     h.lifecycle.workshop.lose_handovers = true;
     h.block();
     h.swap_in(
@@ -617,7 +598,7 @@ fn a_restart_ordered_before_a_swap_is_retired_not_installed() {
         fault: |call| (call == 1).then(trap),
         ..halves()
     };
-    let mut h = harness(script, options(FaultPolicy::Bypass, Clocking::RealTime));
+    let mut h = live(script);
     h.block();
     // The swap arrives before the ordered restart is collected.
     h.swap_in(
@@ -644,7 +625,7 @@ fn failed_restarts_count_as_setup_faults_and_end_in_quarantine() {
         fault: |_| Some(trap()),
         ..halves()
     };
-    let mut h = harness(script, options(FaultPolicy::Bypass, Clocking::RealTime));
+    let mut h = live(script);
     h.lifecycle.workshop.fail_making = true;
     h.blocks_until(3 * SECOND);
     assert!(h.lifecycle.is_quarantined());
@@ -655,7 +636,7 @@ fn failed_restarts_count_as_setup_faults_and_end_in_quarantine() {
 
 #[test]
 fn a_crossfade_mixes_the_old_guest_out() {
-    let mut h = harness(halves(), options(FaultPolicy::Bypass, Clocking::RealTime));
+    let mut h = live(halves());
     h.lifecycle.set_crossfade_frames(960);
     h.block();
     h.swap_in(
