@@ -7,7 +7,7 @@
 use super::bindings::{audio, mapped_audio, mapped_video, setup, state, types, video};
 use super::frames;
 use super::output::GuestLog;
-use super::sandbox::{self, InstanceLimits, TEXT_TRANSFER_BYTES, WaitLimit};
+use super::sandbox::{Budget, InstanceLimits, TEXT_TRANSFER_BYTES, WaitLimit};
 use super::wasi::BlockedInHostCall;
 use super::{StreamFormats, StreamPath};
 use crate::lifecycle::{self, AudioCall, Fault, Processed, VideoCall};
@@ -54,7 +54,7 @@ pub fn live_instances() -> usize {
 pub struct GuestInstance {
     pub(super) name: Arc<str>,
     /// The deadline of the next calls (see [`GuestInstance::set_budget`]).
-    budget: Duration,
+    budget: Budget,
     /// The transfer cap of the current call, for messages.
     transfer_cap: usize,
     pub(super) store: Store<HostState>,
@@ -92,7 +92,7 @@ impl GuestInstance {
         LIVE_INSTANCES.fetch_add(1, Ordering::Relaxed);
         Self {
             name,
-            budget,
+            budget: Budget::new(budget),
             transfer_cap: TEXT_TRANSFER_BYTES,
             store,
             setup: exports.setup,
@@ -114,7 +114,9 @@ impl GuestInstance {
     /// How long each following call may run, guest code and host waits
     /// together.
     pub fn set_budget(&mut self, budget: Duration) {
-        self.budget = budget;
+        if budget != self.budget.duration() {
+            self.budget = Budget::new(budget);
+        }
     }
 
     /// Bytes of memory and tables the instance holds now.
@@ -125,10 +127,12 @@ impl GuestInstance {
     /// Readies the store for one call: its deadline, its transfer cap,
     /// a clear memory-denial flag.
     pub(super) fn arm(&mut self, transfer_cap: usize) {
-        self.store
-            .set_epoch_deadline(sandbox::ticks_for(self.budget));
-        self.store.set_hostcall_fuel(transfer_cap);
-        self.transfer_cap = transfer_cap;
+        self.store.set_epoch_deadline(self.budget.ticks());
+        // The cap changes only between kinds of call: most calls skip this.
+        if transfer_cap != self.transfer_cap {
+            self.store.set_hostcall_fuel(transfer_cap);
+            self.transfer_cap = transfer_cap;
+        }
         let data = self.store.data_mut();
         data.limits.denied = false;
         data.waits = WaitLimit::starting_now(self.budget);
@@ -154,7 +158,7 @@ impl GuestInstance {
     pub(super) fn classify(&self, error: wasmtime::Error) -> Fault {
         classify(
             &error,
-            self.budget,
+            self.budget.duration(),
             self.transfer_cap,
             self.store.data().limits.denied,
         )
@@ -283,7 +287,7 @@ impl lifecycle::Instance for GuestInstance {
         samples: &mut Vec<f32>,
         budget: Duration,
     ) -> Result<Processed, Fault> {
-        self.budget = budget;
+        self.set_budget(budget);
         GuestInstance::process_audio(self, call, samples)
     }
 
@@ -293,7 +297,7 @@ impl lifecycle::Instance for GuestInstance {
         pixels: &mut Vec<u8>,
         budget: Duration,
     ) -> Result<Processed, Fault> {
-        self.budget = budget;
+        self.set_budget(budget);
         GuestInstance::process_video(self, call, pixels)
     }
 
@@ -306,12 +310,12 @@ impl lifecycle::Instance for GuestInstance {
     }
 
     fn snapshot(&mut self, budget: Duration, max_bytes: usize) -> Result<Vec<u8>, Fault> {
-        self.budget = budget;
+        self.set_budget(budget);
         GuestInstance::snapshot(self, max_bytes)
     }
 
     fn restore(&mut self, state: &[u8], budget: Duration) -> Result<(), Fault> {
-        self.budget = budget;
+        self.set_budget(budget);
         GuestInstance::restore(self, state)
     }
 }

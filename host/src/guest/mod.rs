@@ -254,7 +254,7 @@ impl GuestProgram {
             table: ResourceTable::new(),
             log: self.log.clone(),
             limits: sandbox::InstanceLimits::new(memory_limit),
-            waits: sandbox::WaitLimit::starting_now(budget),
+            waits: sandbox::WaitLimit::starting_now(sandbox::Budget::new(budget)),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limits);

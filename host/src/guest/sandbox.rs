@@ -228,6 +228,34 @@ impl Drop for EpochTicker {
     }
 }
 
+/// A call's time budget, with what arming a call needs worked out once:
+/// budgets change rarely, calls are armed thousands of times a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    duration: Duration,
+    ticks: u64,
+    nanos: u64,
+}
+
+impl Budget {
+    pub fn new(duration: Duration) -> Self {
+        Self {
+            duration,
+            ticks: ticks_for(duration),
+            nanos: duration.as_nanos().min(u128::from(u64::MAX / 4)) as u64,
+        }
+    }
+
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+
+    /// Epoch ticks to allow (see [`ticks_for`]).
+    pub fn ticks(&self) -> u64 {
+        self.ticks
+    }
+}
+
 /// Until when host calls of the current guest call may wait.
 #[derive(Debug, Clone, Copy)]
 pub struct WaitLimit {
@@ -239,15 +267,15 @@ pub struct WaitLimit {
 
 impl WaitLimit {
     /// For a call that starts now and may take `budget`.
-    pub fn starting_now(budget: Duration) -> Self {
+    pub fn starting_now(budget: Budget) -> Self {
         let ticking = TICKERS.load(Ordering::Relaxed) > 0;
         // The last tick may be up to a tick old: allow one more.
-        let until_ns = ticking.then(|| {
-            LAST_TICK_NS.load(Ordering::Relaxed)
-                + budget.as_nanos().min(u128::from(u64::MAX / 4)) as u64
-                + TICK.as_nanos() as u64
-        });
-        Self { until_ns, budget }
+        let until_ns = ticking
+            .then(|| LAST_TICK_NS.load(Ordering::Relaxed) + budget.nanos + TICK.as_nanos() as u64);
+        Self {
+            until_ns,
+            budget: budget.duration,
+        }
     }
 
     /// How much longer a host call may wait.
@@ -379,7 +407,7 @@ mod tests {
     #[test]
     fn without_a_ticker_a_wait_may_take_the_whole_budget() {
         if TICKERS.load(Ordering::Relaxed) == 0 {
-            let limit = WaitLimit::starting_now(Duration::from_millis(7));
+            let limit = WaitLimit::starting_now(Budget::new(Duration::from_millis(7)));
             assert_eq!(limit.remaining(), Duration::from_millis(7));
         }
     }
