@@ -307,3 +307,41 @@ fn handles_and_random_bytes_are_capped() {
         assert!(peak < 64, "{mode}: peaked at {peak} MiB");
     }
 }
+
+#[test]
+fn stalls_seconds_apart_still_quarantine_the_guest() {
+    // A stall every 282 blocks (3 s of stream), far outside the 5-in-10 s
+    // burst rule: the stream-time score catches it at the third.
+    let guest = guest("adversary");
+    let ran = measured(
+        &[
+            "run",
+            guest.to_str().unwrap(),
+            "--audio-in",
+            "tone:1000",
+            "--duration",
+            "12",
+            "--deadline",
+            "50",
+            "--set",
+            "mode=sleep",
+            "--set",
+            "every=282",
+        ],
+        &[],
+    );
+    assert_eq!(ran.code, Some(0), "{}", ran.log);
+    assert_eq!(count(&ran.log, "blocked in host calls"), 3, "{}", ran.log);
+    assert!(
+        ran.log
+            .contains("quarantined after 3 faults in 6.0 s of stream"),
+        "{}",
+        ran.log
+    );
+    assert!(
+        ran.log
+            .contains("1125 blocks (576000 frames) in, 1125 blocks"),
+        "{}",
+        ran.log
+    );
+}
