@@ -285,11 +285,6 @@ impl WaitLimit {
             None => self.budget,
         }
     }
-
-    /// The whole budget of the call, for messages.
-    pub fn budget(&self) -> Duration {
-        self.budget
-    }
 }
 
 /// One cap for everything an instance holds — every linear memory and

@@ -7,9 +7,10 @@
 //! Settings:
 //! - `mode`: what to do — `sleep` (a one-hour `thread::sleep`: a clock
 //!   pollable blocked on), `poll` (`wasi:io/poll` on a far deadline),
-//!   `spin` (a loop), `exit` (`exit(7)`), `huge-error` (an 8 MiB error
-//!   message), `forge` (an error, a log line and stdout lines made to look
-//!   like host output, with escapes), `log-flood` (100 000 `log` calls),
+//!   `spin` (a loop; the SDK-built `hostile` guest's tests cover it),
+//!   `exit` (`exit(7)`), `huge-error` (an 8 MiB error message), `forge`
+//!   (an error, a log line and stdout lines made to look like host
+//!   output, with escapes), `log-flood` (100 000 `log` calls),
 //!   `huge-log` (one 32 MiB `log` message), `huge-snapshot` (a 64 MiB
 //!   state), `handles` (a million pollables), `random` (1 GiB of random
 //!   bytes asked for at once), `huge-list` (64 MiB of samples returned
