@@ -22,6 +22,7 @@ pub mod cli;
 pub mod clock;
 pub mod colour;
 pub mod config_file;
+pub mod device;
 pub mod guest;
 pub mod lifecycle;
 pub mod media;

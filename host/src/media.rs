@@ -115,6 +115,162 @@ pub struct VideoFrame {
     pub timestamp_ns: u64,
 }
 
+/// Which of a run's two streams something belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    Audio,
+    Video,
+}
+
+impl StreamKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Audio => "audio",
+            Self::Video => "video",
+        }
+    }
+}
+
+/// The format of a stream, as the generic stages see it: how long its
+/// units (audio frames, video frames) last.
+pub trait StreamFormat:
+    Copy + Send + Sync + PartialEq + fmt::Display + fmt::Debug + 'static
+{
+    /// Nanoseconds of media time at unit `index` (an audio frame, a video
+    /// frame) since the stream started.
+    fn unit_time_ns(&self, index: u64) -> u64;
+
+    /// Elements (samples, bytes) in one unit.
+    fn unit_len(&self) -> usize;
+
+    /// How many units a run limited to `ns` of media time holds.
+    fn units_in(&self, ns: u64) -> u64;
+}
+
+impl StreamFormat for AudioFormat {
+    fn unit_time_ns(&self, index: u64) -> u64 {
+        self.frame_time_ns(index)
+    }
+
+    fn unit_len(&self) -> usize {
+        usize::from(self.channels)
+    }
+
+    /// Whole frames: a partial frame is not played.
+    fn units_in(&self, ns: u64) -> u64 {
+        (u128::from(ns) * u128::from(self.sample_rate) / 1_000_000_000) as u64
+    }
+}
+
+impl StreamFormat for VideoFormat {
+    fn unit_time_ns(&self, index: u64) -> u64 {
+        self.fps.frame_time_ns(index)
+    }
+
+    fn unit_len(&self) -> usize {
+        self.frame_bytes()
+    }
+
+    /// Every frame that starts before the limit: it is shown.
+    fn units_in(&self, ns: u64) -> u64 {
+        let per_second = u128::from(self.fps.num);
+        let scale = u128::from(self.fps.den) * 1_000_000_000;
+        (u128::from(ns) * per_second).div_ceil(scale) as u64
+    }
+}
+
+/// What the stages need of a block or frame, so each stage is written
+/// once for both streams.
+pub trait Item: Send + 'static {
+    type Sample: Copy + Default + Send + 'static;
+    type Format: StreamFormat;
+    const KIND: StreamKind;
+
+    fn new(buffer: Vec<Self::Sample>, index: u64, timestamp_ns: u64) -> Self;
+    fn buffer(&self) -> &[Self::Sample];
+    fn into_buffer(self) -> Vec<Self::Sample>;
+    /// Index of the item's first unit since the stream started.
+    fn index(&self) -> u64;
+    /// Capture time of the first unit on the host clock.
+    fn timestamp_ns(&self) -> u64;
+
+    /// Units (audio frames, video frames) the item holds.
+    fn units(&self, format: &Self::Format) -> u64 {
+        (self.buffer().len() / format.unit_len().max(1)) as u64
+    }
+
+    /// Capture time just after the item's last unit.
+    fn end_ns(&self, format: &Self::Format) -> u64 {
+        let start = format.unit_time_ns(self.index());
+        let end = format.unit_time_ns(self.index() + self.units(format));
+        self.timestamp_ns() + (end - start)
+    }
+}
+
+impl Item for AudioBlock {
+    type Sample = f32;
+    type Format = AudioFormat;
+    const KIND: StreamKind = StreamKind::Audio;
+
+    fn new(samples: Vec<f32>, first_frame: u64, timestamp_ns: u64) -> Self {
+        Self {
+            samples,
+            first_frame,
+            timestamp_ns,
+        }
+    }
+
+    fn buffer(&self) -> &[f32] {
+        &self.samples
+    }
+
+    fn into_buffer(self) -> Vec<f32> {
+        self.samples
+    }
+
+    fn index(&self) -> u64 {
+        self.first_frame
+    }
+
+    fn timestamp_ns(&self) -> u64 {
+        self.timestamp_ns
+    }
+}
+
+impl Item for VideoFrame {
+    type Sample = u8;
+    type Format = VideoFormat;
+    const KIND: StreamKind = StreamKind::Video;
+
+    fn new(pixels: Vec<u8>, index: u64, timestamp_ns: u64) -> Self {
+        Self {
+            pixels,
+            index,
+            timestamp_ns,
+        }
+    }
+
+    fn buffer(&self) -> &[u8] {
+        &self.pixels
+    }
+
+    fn into_buffer(self) -> Vec<u8> {
+        self.pixels
+    }
+
+    fn index(&self) -> u64 {
+        self.index
+    }
+
+    fn timestamp_ns(&self) -> u64 {
+        self.timestamp_ns
+    }
+
+    fn units(&self, _format: &VideoFormat) -> u64 {
+        1
+    }
+}
+
 /// Recycled buffers: the writer gives back what the reader will fill next,
 /// so steady-state streaming allocates nothing in the host's own code.
 #[derive(Debug, Clone)]
@@ -136,6 +292,11 @@ impl<T: Clone + Default> BufferPool<T> {
             free_rx,
             capacity_each,
         }
+    }
+
+    /// A new pool of `count` buffers the size of this one's.
+    pub fn like(&self, count: usize) -> Self {
+        Self::new(count, self.capacity_each)
     }
 
     /// An empty buffer: a recycled one if any, else a new one.

@@ -2,29 +2,52 @@
 //! module, so the guest lifecycle and the pipeline both count into it
 //! without importing each other.
 
+use crate::media::StreamKind;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Live counters, shared by the stages (relaxed atomics: each has one writer).
+/// Live counters of one stream (relaxed atomics: each has one writer).
+#[derive(Debug, Default)]
+pub struct StreamCounters {
+    /// Blocks or frames read from the input.
+    pub items_in: AtomicU64,
+    /// Audio frames or video frames read (equal to `items_in` for video).
+    pub units_in: AtomicU64,
+    pub items_out: AtomicU64,
+    pub units_out: AtomicU64,
+    /// Frames above the requested rate, skipped at the input (video).
+    pub skipped_by_rate_cap: AtomicU64,
+    pub dropped_by_guest: AtomicU64,
+    /// Items that went through the guest's own buffers (not as lists).
+    pub mapped: AtomicU64,
+    /// Items dropped between stages because the next one was late.
+    pub overruns: AtomicU64,
+    /// Items an output missed because it was slower than the stream.
+    pub output_drops: AtomicU64,
+    /// Capture callbacks whose data did not fit the capture ring.
+    pub capture_overruns: AtomicU64,
+    /// Units of capture data lost in those callbacks.
+    pub capture_units_lost: AtomicU64,
+    /// Playback callbacks that found too little to play (silence filled).
+    pub playback_underruns: AtomicU64,
+    /// Times the playback ring held more than the latency budget and its
+    /// oldest audio was dropped (with a fade).
+    pub latency_drops: AtomicU64,
+    /// Units dropped by those.
+    pub latency_units_dropped: AtomicU64,
+    /// Largest drift correction the adaptive resampler applied, in parts
+    /// per million.
+    pub drift_correction_ppm: AtomicU64,
+    pub timestamp_regressions: AtomicU64,
+    /// Capture time of the end of the last item written.
+    pub last_end_ns: AtomicU64,
+}
+
+/// Live counters, shared by the stages.
 #[derive(Debug, Default)]
 pub struct Counters {
-    pub audio_blocks_in: AtomicU64,
-    pub audio_frames_in: AtomicU64,
-    pub audio_blocks_out: AtomicU64,
-    pub audio_frames_out: AtomicU64,
-    pub audio_dropped_by_guest: AtomicU64,
-    pub audio_mapped: AtomicU64,
-    pub audio_overruns: AtomicU64,
-    pub audio_timestamp_regressions: AtomicU64,
-    pub audio_last_end_ns: AtomicU64,
-    pub video_frames_in: AtomicU64,
-    pub video_frames_out: AtomicU64,
-    pub video_skipped_by_fps_cap: AtomicU64,
-    pub video_dropped_by_guest: AtomicU64,
-    pub video_mapped: AtomicU64,
-    pub video_overruns: AtomicU64,
-    pub video_timestamp_regressions: AtomicU64,
-    pub video_last_end_ns: AtomicU64,
+    pub audio: StreamCounters,
+    pub video: StreamCounters,
     pub sync_forced_releases: AtomicU64,
     pub fault_timeouts: AtomicU64,
     pub fault_blocked: AtomicU64,
@@ -55,32 +78,114 @@ impl Counters {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(why);
     }
+
+    pub fn stream(&self, kind: StreamKind) -> &StreamCounters {
+        match kind {
+            StreamKind::Audio => &self.audio,
+            StreamKind::Video => &self.video,
+        }
+    }
+}
+
+/// What one stream did; see [`StreamCounters`] for each field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamReport {
+    pub items_in: u64,
+    pub units_in: u64,
+    pub items_out: u64,
+    pub units_out: u64,
+    pub skipped_by_rate_cap: u64,
+    pub dropped_by_guest: u64,
+    pub mapped: u64,
+    pub overruns: u64,
+    pub output_drops: u64,
+    pub capture_overruns: u64,
+    pub capture_units_lost: u64,
+    pub playback_underruns: u64,
+    pub latency_drops: u64,
+    pub latency_units_dropped: u64,
+    pub drift_correction_ppm: u64,
+    pub timestamp_regressions: u64,
+    /// Capture time of the end of the last item written.
+    pub end_ns: u64,
+}
+
+impl StreamCounters {
+    pub fn report(&self) -> StreamReport {
+        StreamReport {
+            items_in: self.items_in.load(Relaxed),
+            units_in: self.units_in.load(Relaxed),
+            items_out: self.items_out.load(Relaxed),
+            units_out: self.units_out.load(Relaxed),
+            skipped_by_rate_cap: self.skipped_by_rate_cap.load(Relaxed),
+            dropped_by_guest: self.dropped_by_guest.load(Relaxed),
+            mapped: self.mapped.load(Relaxed),
+            overruns: self.overruns.load(Relaxed),
+            output_drops: self.output_drops.load(Relaxed),
+            capture_overruns: self.capture_overruns.load(Relaxed),
+            capture_units_lost: self.capture_units_lost.load(Relaxed),
+            playback_underruns: self.playback_underruns.load(Relaxed),
+            latency_drops: self.latency_drops.load(Relaxed),
+            latency_units_dropped: self.latency_units_dropped.load(Relaxed),
+            drift_correction_ppm: self.drift_correction_ppm.load(Relaxed),
+            timestamp_regressions: self.timestamp_regressions.load(Relaxed),
+            end_ns: self.last_end_ns.load(Relaxed),
+        }
+    }
+}
+
+impl StreamReport {
+    /// Device glitches: capture overruns and playback underruns.
+    pub fn xruns(&self) -> u64 {
+        self.capture_overruns + self.playback_underruns
+    }
+
+    fn write(&self, f: &mut fmt::Formatter<'_>, kind: StreamKind) -> fmt::Result {
+        if self.items_in == 0 {
+            return Ok(());
+        }
+        match kind {
+            StreamKind::Audio => write!(
+                f,
+                "audio: {} blocks ({} frames) in, {} blocks ({} frames) out, ",
+                self.items_in, self.units_in, self.items_out, self.units_out
+            )?,
+            StreamKind::Video => write!(
+                f,
+                "video: {} frames in, {} out, {} skipped by fps cap, ",
+                self.items_in, self.items_out, self.skipped_by_rate_cap
+            )?,
+        }
+        writeln!(
+            f,
+            "{} dropped by guest, {} overruns; {} through mapped memory",
+            self.dropped_by_guest, self.overruns, self.mapped
+        )?;
+        if self.xruns() + self.latency_drops + self.output_drops + self.drift_correction_ppm > 0 {
+            writeln!(
+                f,
+                "{} devices: {} capture overruns ({} frames lost), {} playback underruns, \
+                 {} latency drops ({} frames), {} items missed by slow outputs; \
+                 drift corrected up to {} ppm",
+                kind.name(),
+                self.capture_overruns,
+                self.capture_units_lost,
+                self.playback_underruns,
+                self.latency_drops,
+                self.latency_units_dropped,
+                self.output_drops,
+                self.drift_correction_ppm
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// What a run did, returned by [`crate::RunningStream::wait`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
-    pub audio_blocks_in: u64,
-    pub audio_frames_in: u64,
-    pub audio_blocks_out: u64,
-    pub audio_frames_out: u64,
-    pub audio_dropped_by_guest: u64,
-    /// Blocks that went through the guest's own buffers (not as lists).
-    pub audio_mapped: u64,
-    pub audio_overruns: u64,
-    pub audio_timestamp_regressions: u64,
-    /// Timestamp of the end of the last audio block written.
-    pub audio_end_ns: u64,
-    pub video_frames_in: u64,
-    pub video_frames_out: u64,
-    pub video_skipped_by_fps_cap: u64,
-    pub video_dropped_by_guest: u64,
-    /// Frames that went through the guest's own buffers (not as lists).
-    pub video_mapped: u64,
-    pub video_overruns: u64,
-    pub video_timestamp_regressions: u64,
-    /// Timestamp of the end of the last video frame written.
-    pub video_end_ns: u64,
+    pub audio: StreamReport,
+    pub video: StreamReport,
     pub sync_forced_releases: u64,
     /// Calls interrupted at their deadline while running guest code.
     pub fault_timeouts: u64,
@@ -139,23 +244,8 @@ impl Report {
 impl Counters {
     pub fn report(&self) -> Report {
         Report {
-            audio_blocks_in: self.audio_blocks_in.load(Relaxed),
-            audio_frames_in: self.audio_frames_in.load(Relaxed),
-            audio_blocks_out: self.audio_blocks_out.load(Relaxed),
-            audio_frames_out: self.audio_frames_out.load(Relaxed),
-            audio_dropped_by_guest: self.audio_dropped_by_guest.load(Relaxed),
-            audio_mapped: self.audio_mapped.load(Relaxed),
-            audio_overruns: self.audio_overruns.load(Relaxed),
-            audio_timestamp_regressions: self.audio_timestamp_regressions.load(Relaxed),
-            audio_end_ns: self.audio_last_end_ns.load(Relaxed),
-            video_frames_in: self.video_frames_in.load(Relaxed),
-            video_frames_out: self.video_frames_out.load(Relaxed),
-            video_skipped_by_fps_cap: self.video_skipped_by_fps_cap.load(Relaxed),
-            video_dropped_by_guest: self.video_dropped_by_guest.load(Relaxed),
-            video_mapped: self.video_mapped.load(Relaxed),
-            video_overruns: self.video_overruns.load(Relaxed),
-            video_timestamp_regressions: self.video_timestamp_regressions.load(Relaxed),
-            video_end_ns: self.video_last_end_ns.load(Relaxed),
+            audio: self.audio.report(),
+            video: self.video.report(),
             sync_forced_releases: self.sync_forced_releases.load(Relaxed),
             fault_timeouts: self.fault_timeouts.load(Relaxed),
             fault_blocked: self.fault_blocked.load(Relaxed),
@@ -185,33 +275,8 @@ impl Counters {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.audio_blocks_in > 0 {
-            writeln!(
-                f,
-                "audio: {} blocks ({} frames) in, {} blocks ({} frames) out, {} dropped by guest, \
-                 {} overruns; {} through mapped memory",
-                self.audio_blocks_in,
-                self.audio_frames_in,
-                self.audio_blocks_out,
-                self.audio_frames_out,
-                self.audio_dropped_by_guest,
-                self.audio_overruns,
-                self.audio_mapped
-            )?;
-        }
-        if self.video_frames_in > 0 {
-            writeln!(
-                f,
-                "video: {} frames in, {} out, {} skipped by fps cap, {} dropped by guest, {} overruns; \
-                 {} through mapped memory",
-                self.video_frames_in,
-                self.video_frames_out,
-                self.video_skipped_by_fps_cap,
-                self.video_dropped_by_guest,
-                self.video_overruns,
-                self.video_mapped
-            )?;
-        }
+        self.audio.write(f, StreamKind::Audio)?;
+        self.video.write(f, StreamKind::Video)?;
         if self.faults() > 0 || self.restarts > 0 || self.quarantines > 0 {
             writeln!(
                 f,

@@ -145,7 +145,7 @@ impl AudioInputSpec {
     ///
     /// # Errors
     /// Missing or malformed files.
-    pub fn open(&self, format: AudioFormat) -> anyhow::Result<Box<dyn AudioSource>> {
+    pub fn open(&self, format: AudioFormat) -> anyhow::Result<Box<AudioSource>> {
         Ok(match self {
             Self::File(path) => Box::new(source::WavSource::open(path)?),
             Self::Tone(hz) => Box::new(source::ToneSource::new(format, *hz)),
@@ -163,7 +163,7 @@ impl VideoInputSpec {
     ///
     /// # Errors
     /// Missing or malformed files.
-    pub fn open(&self, format: VideoFormat) -> anyhow::Result<Box<dyn VideoSource>> {
+    pub fn open(&self, format: VideoFormat) -> anyhow::Result<Box<VideoSource>> {
         Ok(match self {
             Self::File(path) => Box::new(source::Y4mSource::open(path)?),
             Self::Pattern => Box::new(source::PatternSource::new(format)),
@@ -178,7 +178,7 @@ impl VideoInputSpec {
 impl AudioOutputSpec {
     /// # Errors
     /// When the output file cannot be created.
-    pub fn open(&self, format: AudioFormat) -> anyhow::Result<Box<dyn AudioSink>> {
+    pub fn open(&self, format: AudioFormat) -> anyhow::Result<Box<AudioSink>> {
         Ok(match self {
             Self::Wav(path) => Box::new(sink::WavSink::create(path, format)?),
             Self::Null => Box::new(sink::NullSink),
@@ -189,7 +189,7 @@ impl AudioOutputSpec {
 impl VideoOutputSpec {
     /// # Errors
     /// When the output file cannot be created.
-    pub fn open(&self, format: VideoFormat) -> anyhow::Result<Box<dyn VideoSink>> {
+    pub fn open(&self, format: VideoFormat) -> anyhow::Result<Box<VideoSink>> {
         Ok(match self {
             Self::Y4m(path) => Box::new(sink::Y4mSink::create(path, format)?),
             Self::Png(path) => Box::new(sink::PngSnapshotSink::create(path, format)?),

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use sandstream::Streamer;
 use sandstream::media::AudioBlock;
-use sandstream::sink::AudioSink;
+use sandstream::sink::Sink;
 use sandstream::spec::AudioInputSpec;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Default)]
 struct Recorder(Arc<Mutex<Vec<AudioBlock>>>);
 
-impl AudioSink for Recorder {
+impl Sink<AudioBlock> for Recorder {
     fn write(&mut self, block: &AudioBlock) -> anyhow::Result<()> {
         self.0.lock().unwrap().push(block.clone());
         Ok(())
@@ -148,7 +148,7 @@ fn a_hundred_swaps_in_real_time_lose_and_mix_nothing() {
     // continuous timestamps, and each is one guest's result for it.
     let blocks = recorder.0.lock().unwrap();
     assert_eq!(
-        report.audio_overruns, 0,
+        report.audio.overruns, 0,
         "no block lost to a late processor"
     );
     assert_eq!(blocks.len() as u64, 4 * RATE / BLOCK);
@@ -281,7 +281,7 @@ fn broken_saves_keep_the_running_guest_and_a_fixed_save_swaps_in() {
     running.stop();
     let report = running.wait().unwrap();
     assert_eq!(report.swap_failures, 4, "{report:?}");
-    assert_eq!(report.audio_overruns, 0);
+    assert_eq!(report.audio.overruns, 0);
 }
 
 /// Measures file save -> new guest active (cache miss, then hit). Not a

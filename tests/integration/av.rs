@@ -1,7 +1,7 @@
 use crate::common::*;
 use sandstream::Streamer;
 use sandstream::media::{AudioBlock, VideoFrame};
-use sandstream::sink::{AudioSink, VideoSink};
+use sandstream::sink::Sink;
 use sandstream::spec::{AudioInputSpec, AudioOutputSpec, VideoInputSpec, VideoOutputSpec};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +16,7 @@ impl Recorder {
     }
 }
 
-impl AudioSink for Recorder {
+impl Sink<AudioBlock> for Recorder {
     fn write(&mut self, block: &AudioBlock) -> anyhow::Result<()> {
         self.0
             .lock()
@@ -32,7 +32,7 @@ impl AudioSink for Recorder {
     }
 }
 
-impl VideoSink for Recorder {
+impl Sink<VideoFrame> for Recorder {
     fn write(&mut self, frame: &VideoFrame) -> anyhow::Result<()> {
         self.0
             .lock()
@@ -104,7 +104,7 @@ fn level_meter_over_file_inputs() {
     let frames = Y4m::read(&y4m_out);
     assert_eq!(frames.frames.len(), 50);
     assert_eq!(
-        (report.audio_frames_out, report.video_frames_out),
+        (report.audio.units_out, report.video.units_out),
         (96_000, 50)
     );
 
@@ -113,12 +113,12 @@ fn level_meter_over_file_inputs() {
     assert_strictly_increasing(&audio, "audio");
     assert_strictly_increasing(&video, "video");
     assert_eq!(
-        report.audio_timestamp_regressions + report.video_timestamp_regressions,
+        report.audio.timestamp_regressions + report.video.timestamp_regressions,
         0
     );
 
     // Durations equal within one video frame (40 ms at 25 fps).
-    let (audio_end, video_end) = (report.audio_end_ns as i64, report.video_end_ns as i64);
+    let (audio_end, video_end) = (report.audio.end_ns as i64, report.video.end_ns as i64);
     assert!(
         (audio_end - video_end).abs() <= 40_000_000,
         "audio ends at {audio_end} ns, video at {video_end} ns"
@@ -156,8 +156,8 @@ fn realtime_run_keeps_both_streams_and_every_block() {
     let report = streamer.start().unwrap().wait().unwrap();
     let (audio, video) = (audio.items(), video.items());
     // 0.5 s at 48 kHz in 480-frame blocks; 0.5 s at 30 fps.
-    assert_eq!(audio.len() as u64 + report.audio_overruns, 50, "{report:?}");
-    assert_eq!(video.len() as u64 + report.video_overruns, 15, "{report:?}");
+    assert_eq!(audio.len() as u64 + report.audio.overruns, 50, "{report:?}");
+    assert_eq!(video.len() as u64 + report.video.overruns, 15, "{report:?}");
     assert_strictly_increasing(&audio, "audio");
     assert_strictly_increasing(&video, "video");
     // Real-time stamps are on the host clock, 10 ms apart for 480 frames
@@ -189,5 +189,5 @@ fn stop_ends_an_endless_realtime_stream_with_outputs_finalized() {
     let written = hound::WavReader::open(&wav)
         .expect("a finalized WAV after stop")
         .duration();
-    assert_eq!(u64::from(written), report.audio_frames_out);
+    assert_eq!(u64::from(written), report.audio.units_out);
 }

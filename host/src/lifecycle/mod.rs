@@ -332,7 +332,7 @@ impl<W: Workshop> Lifecycle<W> {
             i.process_audio(call, &mut block.samples, budget)
         })?;
         if mapped {
-            self.counters.audio_mapped.fetch_add(1, Relaxed);
+            self.counters.audio.mapped.fetch_add(1, Relaxed);
         }
         match outcome {
             Outcome::DroppedByGuest => return Ok(Delivery::DroppedByGuest),
@@ -358,7 +358,7 @@ impl<W: Workshop> Lifecycle<W> {
             i.process_video(call, &mut frame.pixels, budget)
         })?;
         if mapped {
-            self.counters.video_mapped.fetch_add(1, Relaxed);
+            self.counters.video.mapped.fetch_add(1, Relaxed);
         }
         let hold = self.options.on_fault == FaultPolicy::Hold;
         match outcome {

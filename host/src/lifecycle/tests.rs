@@ -345,7 +345,7 @@ fn a_fault_costs_its_block_and_a_fresh_instance_takes_over_after_the_backoff() {
     );
     let report = h.report();
     assert_eq!((report.fault_traps, report.restarts), (2, 1));
-    assert_eq!(report.audio_mapped, 6, "every call, the trapped ones too");
+    assert_eq!(report.audio.mapped, 6, "every call, the trapped ones too");
 }
 
 #[test]

@@ -2,11 +2,16 @@
 //! one thread per stage, joined by bounded channels. See
 //! `docs/ARCHITECTURE.md` for the picture.
 
+mod control;
+mod process;
+mod read;
 mod safety;
-mod stages;
 mod sync;
+mod write;
 
 pub use crate::metrics::{Counters, Report};
+pub use control::{Clocking, RunControl};
+pub use read::{Feed, PulledFeed};
 pub use sync::{Aligner, Released};
 
 use crate::clock;
@@ -16,22 +21,35 @@ use crate::guest::{
     CompileCache, GuestInstance, GuestProgram, GuestRecipe, SandboxPolicy, StreamFormats, World,
     engine_for,
 };
-use crate::lifecycle::{self, Clocking, Deadlines, Lifecycle};
-use crate::media::{AudioFormat, BufferPool, Fps, VideoFormat};
+use crate::lifecycle::{self, Deadlines, Lifecycle};
+use crate::media::{AudioBlock, AudioFormat, BufferPool, Fps, Item, VideoFormat, VideoFrame};
 use crate::sink::{AudioSink, NullSink, VideoSink};
-use crate::source::{AudioSource, VideoSource};
+use crate::source::{AudioSource, Source, VideoSource};
 use crate::spec::{AudioInputSpec, AudioOutputSpec, VideoInputSpec, VideoOutputSpec};
 use anyhow::{Context as _, anyhow, bail};
-use stages::{Lane, ProcessLanes, RunControl, Timing};
+use crossbeam_channel::{Receiver, Sender};
+use process::{GuestCall, Lane, Outlet, ProcessLanes};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+use write::Sinks;
 
-/// Queue depths between stages. Deep enough to absorb jitter, shallow
+/// Items queued between two stages: deep enough to absorb jitter, shallow
 /// enough to keep latency low in real time.
-const AUDIO_QUEUE: usize = 16;
-const VIDEO_QUEUE: usize = 4;
+fn queue_depth<I: Item>() -> usize {
+    write::sink_queue_depth::<I>()
+}
+
+/// Ends the run for a stage's error: a device that went away stops it with
+/// its outputs kept; anything else fails it (outputs discarded).
+fn end_for(run: &RunControl, error: anyhow::Error) {
+    if crate::device::is_disconnect(&error) {
+        run.interrupt(error);
+    } else {
+        run.fail(error);
+    }
+}
 
 /// Defaults, as in the original streamer.
 pub const DEFAULT_BLOCK_FRAMES: u32 = 512;
@@ -62,22 +80,55 @@ enum GuestChoice {
 
 enum AudioIn {
     Spec(AudioInputSpec),
-    Source(Box<dyn AudioSource>),
+    Ready(Input<AudioBlock>),
 }
 
 enum VideoIn {
     Spec(VideoInputSpec),
-    Source(Box<dyn VideoSource>),
+    Ready(Input<VideoFrame>),
+}
+
+/// An opened input: pulled by the read stage, or a device that pushes.
+pub enum Input<I: Item> {
+    Pulled(Box<dyn Source<I>>),
+    Live(Box<dyn Feed<I>>),
+}
+
+impl<I: Item> Input<I> {
+    fn format(&self) -> I::Format {
+        match self {
+            Self::Pulled(source) => source.format(),
+            Self::Live(feed) => feed.format(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::Pulled(source) => source.describe(),
+            Self::Live(feed) => feed.describe(),
+        }
+    }
+
+    fn is_endless(&self) -> bool {
+        match self {
+            Self::Pulled(source) => source.is_endless(),
+            Self::Live(_) => true,
+        }
+    }
+
+    fn is_live(&self) -> bool {
+        matches!(self, Self::Live(_))
+    }
 }
 
 enum AudioOut {
     Spec(AudioOutputSpec),
-    Sink(Box<dyn AudioSink>),
+    Sink(Box<AudioSink>),
 }
 
 enum VideoOut {
     Spec(VideoOutputSpec),
-    Sink(Box<dyn VideoSink>),
+    Sink(Box<VideoSink>),
 }
 
 /// Configures a [`Streamer`]: a guest, its configuration, inputs, outputs
@@ -144,9 +195,15 @@ impl StreamerBuilder {
         self
     }
 
-    /// A custom audio source (a device, a test signal...).
-    pub fn audio_source(mut self, source: Box<dyn AudioSource>) -> Self {
-        self.audio_in = Some(AudioIn::Source(source));
+    /// A custom audio source the pipeline pulls from (a test signal...).
+    pub fn audio_source(mut self, source: Box<AudioSource>) -> Self {
+        self.audio_in = Some(AudioIn::Ready(Input::Pulled(source)));
+        self
+    }
+
+    /// Audio pushed by a device (see [`crate::device`]): the run is live.
+    pub fn audio_feed(mut self, feed: Box<dyn Feed<AudioBlock>>) -> Self {
+        self.audio_in = Some(AudioIn::Ready(Input::Live(feed)));
         self
     }
 
@@ -156,7 +213,7 @@ impl StreamerBuilder {
         self
     }
 
-    pub fn audio_sink(mut self, sink: Box<dyn AudioSink>) -> Self {
+    pub fn audio_sink(mut self, sink: Box<AudioSink>) -> Self {
         self.audio_out.push(AudioOut::Sink(sink));
         self
     }
@@ -166,8 +223,8 @@ impl StreamerBuilder {
         self
     }
 
-    pub fn video_source(mut self, source: Box<dyn VideoSource>) -> Self {
-        self.video_in = Some(VideoIn::Source(source));
+    pub fn video_source(mut self, source: Box<VideoSource>) -> Self {
+        self.video_in = Some(VideoIn::Ready(Input::Pulled(source)));
         self
     }
 
@@ -176,7 +233,7 @@ impl StreamerBuilder {
         self
     }
 
-    pub fn video_sink(mut self, sink: Box<dyn VideoSink>) -> Self {
+    pub fn video_sink(mut self, sink: Box<VideoSink>) -> Self {
         self.video_out.push(VideoOut::Sink(sink));
         self
     }
@@ -276,6 +333,7 @@ impl StreamerBuilder {
                 self.audio_out,
                 self.sample_rate,
                 self.channels,
+                block_frames,
             )?),
         };
         let video = match self.video_in {
@@ -288,18 +346,27 @@ impl StreamerBuilder {
                 self.fps,
             )?),
         };
-        let endless = audio.as_ref().is_some_and(|a| a.source.is_endless())
-            || video.as_ref().is_some_and(|v| v.source.is_endless());
-        if endless && self.duration.is_none() && !self.realtime {
+        let live = audio.as_ref().is_some_and(|a| a.input.is_live())
+            || video.as_ref().is_some_and(|v| v.input.is_live());
+        let clocking = if live {
+            Clocking::Live
+        } else if self.realtime {
+            Clocking::Paced
+        } else {
+            Clocking::Offline
+        };
+        let endless = audio.as_ref().is_some_and(|a| a.input.is_endless())
+            || video.as_ref().is_some_and(|v| v.input.is_endless());
+        if endless && self.duration.is_none() && !clocking.is_real_time() {
             let which = [
                 audio
                     .as_ref()
-                    .filter(|a| a.source.is_endless())
-                    .map(|a| a.source.describe()),
+                    .filter(|a| a.input.is_endless())
+                    .map(|a| a.input.describe()),
                 video
                     .as_ref()
-                    .filter(|v| v.source.is_endless())
-                    .map(|v| v.source.describe()),
+                    .filter(|v| v.input.is_endless())
+                    .map(|v| v.input.describe()),
             ];
             let which: Vec<String> = which.into_iter().flatten().collect();
             bail!(
@@ -316,7 +383,7 @@ impl StreamerBuilder {
             video: video
                 .as_ref()
                 .filter(|_| world.processes_video())
-                .map(|v| v.output_format),
+                .map(|v| v.format),
         };
         // The ticker must run before `configure`, which has a deadline too.
         let ticker = if self.sandbox.trusted {
@@ -330,7 +397,7 @@ impl StreamerBuilder {
                     .context("starting the epoch ticker")?,
             )
         };
-        let deadlines = deadlines(&self.sandbox, self.realtime, &formats);
+        let deadlines = deadlines(&self.sandbox, clocking.is_real_time(), &formats);
         let run = Arc::new(RunControl::default());
         let recipe = GuestRecipe {
             program: program.clone(),
@@ -350,10 +417,10 @@ impl StreamerBuilder {
         let options = lifecycle::Options {
             on_fault: self.sandbox.on_fault,
             deadlines,
-            clocking: if self.realtime {
-                Clocking::RealTime
+            clocking: if clocking.is_real_time() {
+                lifecycle::Clocking::RealTime
             } else {
-                Clocking::Offline
+                lifecycle::Clocking::Offline
             },
         };
         let mut guest = Lifecycle::start(workshop, recipe, first, options, run.counters.clone())?;
@@ -376,7 +443,7 @@ impl StreamerBuilder {
             video,
             block_frames,
             max_unsynced,
-            realtime: self.realtime,
+            clocking,
             duration: self.duration,
         })
     }
@@ -468,17 +535,14 @@ fn check_streams_match_world(
     Ok(())
 }
 
-struct AudioPlan {
-    source: Box<dyn AudioSource>,
-    sinks: Vec<Box<dyn AudioSink>>,
-    format: AudioFormat,
-}
-
-struct VideoPlan {
-    source: Box<dyn VideoSource>,
-    sinks: Vec<Box<dyn VideoSink>>,
-    /// The source's format with the fps cap applied.
-    output_format: VideoFormat,
+/// One stream, opened and ready to start.
+struct StreamPlan<I: Item> {
+    input: Input<I>,
+    sinks: Sinks<I>,
+    /// What leaves the input stage (for video, with the fps cap applied).
+    format: I::Format,
+    /// Units per item: the audio block, one video frame.
+    chunk: usize,
 }
 
 fn open_audio(
@@ -486,7 +550,8 @@ fn open_audio(
     outputs: Vec<AudioOut>,
     sample_rate: Option<u32>,
     channels: Option<u16>,
-) -> anyhow::Result<AudioPlan> {
+    block_frames: u32,
+) -> anyhow::Result<StreamPlan<AudioBlock>> {
     let wanted = AudioFormat {
         sample_rate: sample_rate.unwrap_or(DEFAULT_SAMPLE_RATE),
         channels: channels.unwrap_or(DEFAULT_CHANNELS),
@@ -494,16 +559,16 @@ fn open_audio(
     if !(1..=768_000).contains(&wanted.sample_rate) || !(1..=64).contains(&wanted.channels) {
         bail!("unsupported audio format {wanted} (1-768000 Hz, 1-64 channels)");
     }
-    let source = match input {
-        AudioIn::Spec(spec) => spec.open(wanted)?,
-        AudioIn::Source(source) => source,
+    let input = match input {
+        AudioIn::Spec(spec) => Input::Pulled(spec.open(wanted)?),
+        AudioIn::Ready(input) => input,
     };
-    let format = source.format();
+    let format = input.format();
     let conflict = |flag: &str, asked: String, actual: String| {
         anyhow!(
             "{} is {actual}, but {flag} {asked} was asked for (resampling is not supported yet: \
              drop the flag or convert the file, e.g. with sox)",
-            source.describe()
+            input.describe()
         )
     };
     if let Some(rate) = sample_rate.filter(|r| *r != format.sample_rate) {
@@ -531,10 +596,11 @@ fn open_audio(
         tracing::info!("no audio output given: processed audio is discarded (--audio-out null)");
         sinks.push(Box::new(NullSink));
     }
-    Ok(AudioPlan {
-        source,
+    Ok(StreamPlan {
+        input,
         sinks,
         format,
+        chunk: block_frames as usize,
     })
 }
 
@@ -544,7 +610,7 @@ fn open_video(
     width: Option<u32>,
     height: Option<u32>,
     fps: Option<f64>,
-) -> anyhow::Result<VideoPlan> {
+) -> anyhow::Result<StreamPlan<VideoFrame>> {
     let fps_asked = match fps {
         None => None,
         Some(f) => Some(
@@ -566,16 +632,16 @@ fn open_video(
             wanted.height
         );
     }
-    let source = match input {
-        VideoIn::Spec(spec) => spec.open(wanted)?,
-        VideoIn::Source(source) => source,
+    let input = match input {
+        VideoIn::Spec(spec) => Input::Pulled(spec.open(wanted)?),
+        VideoIn::Ready(input) => input,
     };
-    let format = source.format();
+    let format = input.format();
     let size_asked = width.is_some() || height.is_some();
     if size_asked && (wanted.width, wanted.height) != (format.width, format.height) {
         bail!(
             "{} is {}x{}, but {}x{} was asked for (scaling is not supported yet: drop --width/--height)",
-            source.describe(),
+            input.describe(),
             format.width,
             format.height,
             wanted.width,
@@ -601,10 +667,11 @@ fn open_video(
         tracing::info!("no video output given: processed video is discarded (--video-out null)");
         sinks.push(Box::new(NullSink));
     }
-    Ok(VideoPlan {
-        source,
+    Ok(StreamPlan {
+        input,
         sinks,
-        output_format,
+        format: output_format,
+        chunk: 1,
     })
 }
 
@@ -618,11 +685,11 @@ pub struct Streamer {
     ticker: Option<EpochTicker>,
     sandbox: SandboxPolicy,
     deadlines: Deadlines,
-    audio: Option<AudioPlan>,
-    video: Option<VideoPlan>,
+    audio: Option<StreamPlan<AudioBlock>>,
+    video: Option<StreamPlan<VideoFrame>>,
     block_frames: u32,
     max_unsynced: Duration,
-    realtime: bool,
+    clocking: Clocking,
     duration: Option<Duration>,
 }
 
@@ -640,7 +707,12 @@ impl Streamer {
     }
 
     pub fn video_format(&self) -> Option<VideoFormat> {
-        self.video.as_ref().map(|v| v.output_format)
+        self.video.as_ref().map(|v| v.format)
+    }
+
+    /// How the run meets the clock (live when an input is a device).
+    pub fn clocking(&self) -> Clocking {
+        self.clocking
     }
 
     /// A one-paragraph description of what will run, for the user.
@@ -654,7 +726,7 @@ impl Streamer {
             let sinks: Vec<String> = a.sinks.iter().map(|s| s.describe()).collect();
             lines.push(format!(
                 "audio {} [{}], {}-frame blocks -> {}",
-                a.source.describe(),
+                a.input.describe(),
                 a.format,
                 self.block_frames,
                 sinks.join(", ")
@@ -664,8 +736,8 @@ impl Streamer {
             let sinks: Vec<String> = v.sinks.iter().map(|s| s.describe()).collect();
             lines.push(format!(
                 "video {} [{}] -> {}",
-                v.source.describe(),
-                v.output_format,
+                v.input.describe(),
+                v.format,
                 sinks.join(", ")
             ));
         }
@@ -687,13 +759,17 @@ impl Streamer {
                 if sandbox.limiter { "on" } else { "off" }
             )
         });
-        lines.push(if self.realtime {
-            format!(
-                "real time, A/V kept within {} ms",
+        lines.push(match self.clocking {
+            Clocking::Offline => "offline: as fast as possible, media-time timestamps".to_string(),
+            Clocking::Paced | Clocking::Live => format!(
+                "{}, A/V kept within {} ms",
+                if self.clocking == Clocking::Live {
+                    "live"
+                } else {
+                    "real time"
+                },
                 self.max_unsynced.as_millis()
-            )
-        } else {
-            "offline: as fast as possible, media-time timestamps".to_string()
+            ),
         });
         lines.join("\n")
     }
@@ -704,117 +780,42 @@ impl Streamer {
     /// When a thread cannot be spawned.
     pub fn start(self) -> anyhow::Result<RunningStream> {
         let run = self.run;
+        let real_time = self.clocking.is_real_time();
         let timing = Timing {
             // A small lead so the first block is not already late.
-            realtime_start_ns: self.realtime.then(|| clock::now_ns() + 20_000_000),
+            start_ns: real_time.then(|| clock::now_ns() + 20_000_000),
             duration_ns: self.duration.map(|d| d.as_nanos() as u64),
+            real_time,
         };
         let world = self.program.world();
+        let use_sync = real_time && self.audio.is_some() && self.video.is_some();
         let mut threads = Vec::new();
-        let mut spawn = |name: &str, body: Box<dyn FnOnce() + Send>| -> anyhow::Result<()> {
-            let handle = std::thread::Builder::new()
-                .name(format!("sandstream-{name}"))
-                .spawn(body)
-                .with_context(|| format!("spawning the {name} thread"))?;
-            threads.push((name.to_string(), handle));
-            Ok(())
-        };
 
         // Reader -> [processor] -> [sync] -> writer, per stream.
-        let mut lanes = ProcessLanes {
-            audio: None,
-            video: None,
+        let audio = match self.audio {
+            Some(plan) => Some(launch(
+                plan,
+                world.processes_audio(),
+                use_sync,
+                timing,
+                &run,
+                &mut threads,
+            )?),
+            None => None,
         };
-        let mut audio_to_sync = None;
-        let mut video_to_sync = None;
-        let mut audio_writer = None;
-        let mut video_writer = None;
-        let use_sync = self.realtime && self.audio.is_some() && self.video.is_some();
-
-        if let Some(plan) = self.audio {
-            let samples = self.block_frames as usize * usize::from(plan.format.channels);
-            let pool = BufferPool::new(AUDIO_QUEUE * 3, samples);
-            let (read_tx, read_rx) = crossbeam_channel::bounded(AUDIO_QUEUE);
-            let (write_tx, write_rx) = crossbeam_channel::bounded(AUDIO_QUEUE);
-            let processed_rx = if world.processes_audio() {
-                let (tx, rx) = crossbeam_channel::bounded(AUDIO_QUEUE);
-                lanes.audio = Some(Lane {
-                    input: read_rx,
-                    output: tx,
-                    pool: pool.clone(),
-                    format: plan.format,
-                });
-                rx
-            } else {
-                read_rx
-            };
-            let into_writer = if use_sync {
-                audio_to_sync = Some((processed_rx, write_tx));
-                write_rx
-            } else {
-                drop(write_tx);
-                drop(write_rx);
-                processed_rx
-            };
-            let (source, block, run_r, pool_r) = (
-                plan.source,
-                self.block_frames as usize,
-                run.clone(),
-                pool.clone(),
-            );
-            spawn(
-                "audio-read",
-                Box::new(move || stages::read_audio(source, block, timing, pool_r, read_tx, run_r)),
-            )?;
-            let (sinks, format, run_w) = (plan.sinks, plan.format, run.clone());
-            audio_writer = Some(
-                std::thread::Builder::new()
-                    .name("sandstream-audio-write".into())
-                    .spawn(move || stages::write_audio(sinks, format, pool, into_writer, run_w))?,
-            );
-        }
-
-        if let Some(plan) = self.video {
-            let format = plan.output_format;
-            let pool = BufferPool::new(VIDEO_QUEUE * 3, format.frame_bytes());
-            let (read_tx, read_rx) = crossbeam_channel::bounded(VIDEO_QUEUE);
-            let (write_tx, write_rx) = crossbeam_channel::bounded(VIDEO_QUEUE);
-            let processed_rx = if world.processes_video() {
-                let (tx, rx) = crossbeam_channel::bounded(VIDEO_QUEUE);
-                lanes.video = Some(Lane {
-                    input: read_rx,
-                    output: tx,
-                    pool: pool.clone(),
-                    format,
-                });
-                rx
-            } else {
-                read_rx
-            };
-            let into_writer = if use_sync {
-                video_to_sync = Some((processed_rx, write_tx));
-                write_rx
-            } else {
-                drop(write_tx);
-                drop(write_rx);
-                processed_rx
-            };
-            let (source, run_r, pool_r) = (plan.source, run.clone(), pool.clone());
-            spawn(
-                "video-read",
-                Box::new(move || {
-                    stages::read_video(source, format.fps, timing, pool_r, read_tx, run_r)
-                }),
-            )?;
-            let (sinks, run_w) = (plan.sinks, run.clone());
-            video_writer = Some(
-                std::thread::Builder::new()
-                    .name("sandstream-video-write".into())
-                    .spawn(move || {
-                        stages::write_video(sinks, format.fps, pool, into_writer, run_w)
-                    })?,
-            );
-        }
+        let video = match self.video {
+            Some(plan) => Some(launch(
+                plan,
+                world.processes_video(),
+                use_sync,
+                timing,
+                &run,
+                &mut threads,
+            )?),
+            None => None,
+        };
+        let (audio_lane, audio_to_sync, audio_writer) = Launched::parts(audio);
+        let (video_lane, video_to_sync, video_writer) = Launched::parts(video);
 
         // Swaps, reconfigurations and restarts are prepared on their own
         // thread; the processing thread only switches. The controller is
@@ -824,27 +825,32 @@ impl Streamer {
             .name("sandstream-control".into())
             .spawn(move || controller.run())
             .context("spawning the control thread")?;
-        let (guest, run_p) = (self.guest, run.clone());
-        let order = if self.realtime {
-            stages::Order::Arrival
-        } else {
-            stages::Order::MediaTime
+        let guest = process::Guest {
+            lifecycle: self.guest,
+            limiter: self.sandbox.limiter,
         };
-        let limiter = self.sandbox.limiter;
-        spawn(
-            "process",
-            Box::new(move || stages::process(guest, lanes, run_p, order, limiter)),
-        )?;
+        let lanes = ProcessLanes {
+            audio: audio_lane,
+            video: video_lane,
+        };
+        let order = if real_time {
+            process::Order::Arrival
+        } else {
+            process::Order::MediaTime
+        };
+        let run_p = run.clone();
+        spawn(&mut threads, "process", move || {
+            process::process(guest, lanes, &run_p, order);
+        })?;
 
         if let (Some(audio), Some(video)) = (audio_to_sync, video_to_sync) {
             let max_unsynced = self.max_unsynced.as_nanos() as u64;
             // A stream that stalls for 200 ms no longer holds the other back.
             let aligner = Aligner::new(max_unsynced, max_unsynced + 200_000_000);
             let run_s = run.clone();
-            spawn(
-                "sync",
-                Box::new(move || stages::sync(audio, video, aligner, run_s)),
-            )?;
+            spawn(&mut threads, "sync", move || {
+                sync::sync(audio, video, aligner, &run_s);
+            })?;
         }
 
         Ok(RunningStream {
@@ -857,6 +863,117 @@ impl Streamer {
             watcher: None,
         })
     }
+}
+
+/// When the inputs run against the clock, and when they stop.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    /// Real time: the host clock at media time zero of pulled inputs.
+    start_ns: Option<u64>,
+    /// Stop after this much media time.
+    duration_ns: Option<u64>,
+    real_time: bool,
+}
+
+type Threads = Vec<(String, JoinHandle<()>)>;
+
+fn spawn(
+    threads: &mut Threads,
+    name: &str,
+    body: impl FnOnce() + Send + 'static,
+) -> anyhow::Result<()> {
+    let handle = std::thread::Builder::new()
+        .name(format!("sandstream-{name}"))
+        .spawn(body)
+        .with_context(|| format!("spawning the {name} thread"))?;
+    threads.push((name.to_string(), handle));
+    Ok(())
+}
+
+/// One stream's running stages, and where the processing stage (and, for
+/// A/V in real time, the sync stage) connect.
+struct Launched<I: Item> {
+    lane: Option<Lane<I>>,
+    to_sync: Option<(Receiver<I>, Sender<I>)>,
+    writer: JoinHandle<Sinks<I>>,
+}
+
+type LaunchedParts<I> = (
+    Option<Lane<I>>,
+    Option<(Receiver<I>, Sender<I>)>,
+    Option<JoinHandle<Sinks<I>>>,
+);
+
+impl<I: Item> Launched<I> {
+    fn parts(launched: Option<Self>) -> LaunchedParts<I> {
+        match launched {
+            Some(l) => (l.lane, l.to_sync, Some(l.writer)),
+            None => (None, None, None),
+        }
+    }
+}
+
+/// Starts a stream's read and write stages and wires the queues between
+/// them: read -> [process] -> [sync] -> write.
+fn launch<I: GuestCall>(
+    plan: StreamPlan<I>,
+    processed: bool,
+    use_sync: bool,
+    timing: Timing,
+    run: &Arc<RunControl>,
+    threads: &mut Threads,
+) -> anyhow::Result<Launched<I>> {
+    use crate::media::StreamFormat as _;
+    let depth = queue_depth::<I>();
+    let pool = BufferPool::new(depth * 3, plan.chunk * plan.format.unit_len());
+    let (read_tx, read_rx) = crossbeam_channel::bounded(depth);
+    let mut lane = None;
+    let mut next = read_rx;
+    if processed {
+        let (tx, rx) = crossbeam_channel::bounded(depth);
+        lane = Some(Lane {
+            input: next,
+            outlet: Outlet {
+                output: tx,
+                pool: pool.clone(),
+                format: plan.format,
+            },
+        });
+        next = rx;
+    }
+    let mut to_sync = None;
+    if use_sync {
+        let (tx, rx) = crossbeam_channel::bounded(depth);
+        to_sync = Some((next, tx));
+        next = rx;
+    }
+    let feed: Box<dyn Feed<I>> = match plan.input {
+        Input::Live(feed) => feed,
+        Input::Pulled(source) => {
+            let mut feed = PulledFeed::new(source, plan.chunk)
+                .paced_from(timing.start_ns)
+                .limited_to(timing.duration_ns);
+            if feed.format() != plan.format {
+                feed = feed.rate_capped(plan.format);
+            }
+            Box::new(feed)
+        }
+    };
+    let kind = I::KIND.name();
+    let (run_r, pool_r) = (run.clone(), pool.clone());
+    spawn(threads, &format!("{kind}-read"), move || {
+        read::read(feed, timing.real_time, pool_r, read_tx, &run_r);
+    })?;
+    let (sinks, format, run_w) = (plan.sinks, plan.format, run.clone());
+    let writer = std::thread::Builder::new()
+        .name(format!("sandstream-{kind}-write"))
+        .spawn(move || write::write(sinks, format, pool, next, &run_w, timing.real_time))
+        .with_context(|| format!("spawning the {kind}-write thread"))?;
+    Ok(Launched {
+        lane,
+        to_sync,
+        writer,
+    })
 }
 
 /// Reads a running stream's counters from another thread.
@@ -884,8 +1001,8 @@ impl StopHandle {
 pub struct RunningStream {
     run: Arc<RunControl>,
     threads: Vec<(String, JoinHandle<()>)>,
-    audio_writer: Option<JoinHandle<Vec<Box<dyn AudioSink>>>>,
-    video_writer: Option<JoinHandle<Vec<Box<dyn VideoSink>>>>,
+    audio_writer: Option<JoinHandle<Sinks<AudioBlock>>>,
+    video_writer: Option<JoinHandle<Sinks<VideoFrame>>>,
     /// Drives deadlines until the stream ends.
     _ticker: Option<EpochTicker>,
     control: ControlHandle,
@@ -944,23 +1061,22 @@ impl RunningStream {
         // Decide once for all outputs, so no file is committed from a run
         // that failed in another stream.
         let failed = self.run.failed();
-        for sink in audio_sinks {
-            if failed {
-                sink.abort();
-            } else if let Err(err) = sink.finish() {
-                self.run.fail(err);
-            }
-        }
-        for sink in video_sinks {
-            if failed {
-                sink.abort();
-            } else if let Err(err) = sink.finish() {
-                self.run.fail(err);
-            }
-        }
-        match self.run.take_failure() {
+        close(audio_sinks, failed, &self.run);
+        close(video_sinks, failed, &self.run);
+        match self.run.take_error() {
             Some(err) => Err(err),
             None => Ok(self.run.counters.report()),
+        }
+    }
+}
+
+/// Finishes a stream's outputs, or throws them away after a failure.
+fn close<I: Item>(sinks: Sinks<I>, failed: bool, run: &RunControl) {
+    for sink in sinks {
+        if failed {
+            sink.abort();
+        } else if let Err(err) = sink.finish() {
+            run.fail(err);
         }
     }
 }

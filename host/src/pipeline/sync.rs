@@ -8,8 +8,11 @@
 //! out anyway and are counted as forced (unsynced) releases, so a stalled
 //! camera cannot silence the microphone.
 
+use super::control::RunControl;
 use crate::media::{AudioBlock, VideoFrame};
+use crossbeam_channel::{Receiver, Select, Sender};
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// What the aligner lets through next.
 #[derive(Debug, PartialEq)]
@@ -131,6 +134,55 @@ impl Aligner {
         }
         false
     }
+}
+
+/// Real-time only: releases the two streams aligned on their timestamps.
+pub fn sync(
+    audio: (Receiver<AudioBlock>, Sender<AudioBlock>),
+    video: (Receiver<VideoFrame>, Sender<VideoFrame>),
+    mut aligner: Aligner,
+    run: &RunControl,
+) {
+    let (audio_rx, audio_tx) = audio;
+    let (video_rx, video_tx) = video;
+    let mut select = Select::new();
+    let audio_index = select.recv(&audio_rx);
+    let video_index = select.recv(&video_rx);
+    let (mut audio_open, mut video_open) = (true, true);
+    while audio_open || video_open {
+        let op = select.select();
+        if op.index() == audio_index {
+            match op.recv(&audio_rx) {
+                Ok(block) => aligner.push_audio(block),
+                Err(_) => {
+                    select.remove(audio_index);
+                    audio_open = false;
+                    aligner.close_audio();
+                }
+            }
+        } else if op.index() == video_index {
+            match op.recv(&video_rx) {
+                Ok(frame) => aligner.push_video(frame),
+                Err(_) => {
+                    select.remove(video_index);
+                    video_open = false;
+                    aligner.close_video();
+                }
+            }
+        }
+        while let Some(item) = aligner.pop() {
+            let sent = match item {
+                Released::Audio(block) => audio_tx.send(block).is_ok(),
+                Released::Video(frame) => video_tx.send(frame).is_ok(),
+            };
+            if !sent {
+                return;
+            }
+        }
+    }
+    run.counters
+        .sync_forced_releases
+        .store(aligner.forced_releases(), Relaxed);
 }
 
 #[cfg(test)]

@@ -12,15 +12,15 @@ pub use png::PngSnapshotSink;
 pub use wav::WavSink;
 pub use y4m::Y4mSink;
 
-use crate::media::{AudioBlock, VideoFrame};
+use crate::media::{AudioBlock, Item, VideoFrame};
 use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 
-/// A consumer of processed audio.
-pub trait AudioSink: Send {
+/// A consumer of processed blocks or frames.
+pub trait Sink<I: Item>: Send {
     /// # Errors
     /// Write errors, with the sink named.
-    fn write(&mut self, block: &AudioBlock) -> anyhow::Result<()>;
+    fn write(&mut self, item: &I) -> anyhow::Result<()>;
 
     /// Completes the output (headers, rename into place).
     ///
@@ -34,20 +34,11 @@ pub trait AudioSink: Send {
     fn describe(&self) -> String;
 }
 
+/// A consumer of processed audio.
+pub type AudioSink = dyn Sink<AudioBlock>;
+
 /// A consumer of processed RGBA8 frames.
-pub trait VideoSink: Send {
-    /// # Errors
-    /// Write errors, with the sink named.
-    fn write(&mut self, frame: &VideoFrame) -> anyhow::Result<()>;
-
-    /// # Errors
-    /// Write errors.
-    fn finish(self: Box<Self>) -> anyhow::Result<()>;
-
-    fn abort(self: Box<Self>) {}
-
-    fn describe(&self) -> String;
-}
+pub type VideoSink = dyn Sink<VideoFrame>;
 
 /// A file written under a temporary name and renamed when complete.
 /// Dropped without [`PartialFile::commit`] (a failed or abandoned run), the

@@ -1,10 +1,10 @@
-use super::{AudioSink, VideoSink};
+use super::Sink;
 use crate::media::{AudioBlock, VideoFrame};
 
 /// Discards everything (for benchmarks and runs that only want counters).
 pub struct NullSink;
 
-impl AudioSink for NullSink {
+impl Sink<AudioBlock> for NullSink {
     fn write(&mut self, _block: &AudioBlock) -> anyhow::Result<()> {
         Ok(())
     }
@@ -18,7 +18,7 @@ impl AudioSink for NullSink {
     }
 }
 
-impl VideoSink for NullSink {
+impl Sink<VideoFrame> for NullSink {
     fn write(&mut self, _frame: &VideoFrame) -> anyhow::Result<()> {
         Ok(())
     }

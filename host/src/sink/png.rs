@@ -1,4 +1,4 @@
-use super::{PartialFile, VideoSink};
+use super::{PartialFile, Sink};
 use crate::media::{VideoFormat, VideoFrame};
 use anyhow::Context as _;
 use std::io::BufWriter;
@@ -25,7 +25,7 @@ impl PngSnapshotSink {
     }
 }
 
-impl VideoSink for PngSnapshotSink {
+impl Sink<VideoFrame> for PngSnapshotSink {
     fn write(&mut self, frame: &VideoFrame) -> anyhow::Result<()> {
         // clone_from reuses the allocation: no per-frame allocation.
         self.latest.clone_from(&frame.pixels);

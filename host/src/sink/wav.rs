@@ -1,4 +1,4 @@
-use super::{AudioSink, PartialFile};
+use super::{PartialFile, Sink};
 use crate::media::{AudioBlock, AudioFormat};
 use anyhow::Context as _;
 use std::fs::File;
@@ -28,7 +28,7 @@ impl WavSink {
     }
 }
 
-impl AudioSink for WavSink {
+impl Sink<AudioBlock> for WavSink {
     fn write(&mut self, block: &AudioBlock) -> anyhow::Result<()> {
         for &sample in &block.samples {
             self.writer

@@ -1,4 +1,4 @@
-use super::{PartialFile, VideoSink};
+use super::{PartialFile, Sink};
 use crate::colour::{self, Chroma};
 use crate::media::{VideoFormat, VideoFrame};
 use anyhow::anyhow;
@@ -42,7 +42,7 @@ impl Y4mSink {
     }
 }
 
-impl VideoSink for Y4mSink {
+impl Sink<VideoFrame> for Y4mSink {
     fn write(&mut self, frame: &VideoFrame) -> anyhow::Result<()> {
         let (w, h) = (self.format.width as usize, self.format.height as usize);
         let [y, u, v] = &mut self.planes;

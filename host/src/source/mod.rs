@@ -11,39 +11,29 @@ pub use synth::{SilenceSource, ToneSource};
 pub use wav::WavSource;
 pub use y4m::Y4mSource;
 
-use crate::media::{AudioFormat, VideoFormat};
+use crate::media::{AudioBlock, Item, VideoFrame};
 
-/// A producer of interleaved f32 audio.
-pub trait AudioSource: Send {
-    fn format(&self) -> AudioFormat;
+/// A source the pipeline pulls from (files, synthetic signals). Devices
+/// push instead: see [`crate::device`].
+pub trait Source<I: Item>: Send {
+    fn format(&self) -> I::Format;
 
-    /// Appends up to `max_frames` frames to `samples`; returns how many
-    /// frames were appended, 0 at the end of the stream.
+    /// Appends up to `max_units` units (audio frames; one video frame) to
+    /// `buffer`; returns how many were appended, 0 at the end of the stream.
     ///
     /// # Errors
     /// Read or decode errors, with the source named.
-    fn read(&mut self, samples: &mut Vec<f32>, max_frames: usize) -> anyhow::Result<usize>;
+    fn read(&mut self, buffer: &mut Vec<I::Sample>, max_units: usize) -> anyhow::Result<usize>;
 
-    /// True for sources that never end by themselves (tone, silence).
+    /// True for sources that never end by themselves (tone, pattern).
     fn is_endless(&self) -> bool;
 
     /// What the source is, for messages (`file:in.wav`, `tone:440`).
     fn describe(&self) -> String;
 }
 
+/// A producer of interleaved f32 audio.
+pub type AudioSource = dyn Source<AudioBlock>;
+
 /// A producer of RGBA8 video frames.
-pub trait VideoSource: Send {
-    fn format(&self) -> VideoFormat;
-
-    /// Writes the next frame into `rgba` (resized to the frame size);
-    /// `false` at the end of the stream.
-    ///
-    /// # Errors
-    /// Read or decode errors, with the source named.
-    fn read(&mut self, rgba: &mut Vec<u8>) -> anyhow::Result<bool>;
-
-    /// True for sources that never end by themselves (pattern).
-    fn is_endless(&self) -> bool;
-
-    fn describe(&self) -> String;
-}
+pub type VideoSource = dyn Source<VideoFrame>;

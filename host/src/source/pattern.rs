@@ -1,5 +1,5 @@
-use super::VideoSource;
-use crate::media::VideoFormat;
+use super::Source;
+use crate::media::{VideoFormat, VideoFrame};
 
 /// A moving test pattern: colour bars, a square sweeping across, and the
 /// frame number in large digits, so dropped or repeated frames are visible.
@@ -47,12 +47,12 @@ fn fill(rgba: &mut [u8], width: usize, x0: usize, y0: usize, w: usize, h: usize,
     }
 }
 
-impl VideoSource for PatternSource {
+impl Source<VideoFrame> for PatternSource {
     fn format(&self) -> VideoFormat {
         self.format
     }
 
-    fn read(&mut self, rgba: &mut Vec<u8>) -> anyhow::Result<bool> {
+    fn read(&mut self, rgba: &mut Vec<u8>, _max_frames: usize) -> anyhow::Result<usize> {
         let (w, h) = (self.format.width as usize, self.format.height as usize);
         rgba.resize(w * h * 4, 0);
         for (i, colour) in BARS.iter().enumerate() {
@@ -89,7 +89,7 @@ impl VideoSource for PatternSource {
             }
         }
         self.index += 1;
-        Ok(true)
+        Ok(1)
     }
 
     fn is_endless(&self) -> bool {

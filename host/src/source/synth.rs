@@ -1,5 +1,5 @@
-use super::AudioSource;
-use crate::media::AudioFormat;
+use super::Source;
+use crate::media::{AudioBlock, AudioFormat};
 
 /// A sine tone at -6 dBFS (amplitude 0.5) on every channel.
 pub struct ToneSource {
@@ -18,7 +18,7 @@ impl ToneSource {
     }
 }
 
-impl AudioSource for ToneSource {
+impl Source<AudioBlock> for ToneSource {
     fn format(&self) -> AudioFormat {
         self.format
     }
@@ -57,7 +57,7 @@ impl SilenceSource {
     }
 }
 
-impl AudioSource for SilenceSource {
+impl Source<AudioBlock> for SilenceSource {
     fn format(&self) -> AudioFormat {
         self.format
     }

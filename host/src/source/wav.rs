@@ -1,5 +1,5 @@
-use super::AudioSource;
-use crate::media::AudioFormat;
+use super::Source;
+use crate::media::{AudioBlock, AudioFormat};
 use anyhow::{Context as _, bail};
 use std::fs::File;
 use std::io::BufReader;
@@ -49,7 +49,7 @@ impl WavSource {
     }
 }
 
-impl AudioSource for WavSource {
+impl Source<AudioBlock> for WavSource {
     fn format(&self) -> AudioFormat {
         self.format
     }

@@ -1,6 +1,6 @@
-use super::VideoSource;
+use super::Source;
 use crate::colour::{self, Chroma, Planes, Range};
-use crate::media::{Fps, VideoFormat};
+use crate::media::{Fps, VideoFormat, VideoFrame};
 use anyhow::{Context as _, anyhow, bail};
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -123,16 +123,16 @@ fn describe_error(err: &y4m::Error) -> String {
     }
 }
 
-impl VideoSource for Y4mSource {
+impl Source<VideoFrame> for Y4mSource {
     fn format(&self) -> VideoFormat {
         self.format
     }
 
-    fn read(&mut self, rgba: &mut Vec<u8>) -> anyhow::Result<bool> {
+    fn read(&mut self, rgba: &mut Vec<u8>, _max_frames: usize) -> anyhow::Result<usize> {
         let frame = match self.decoder.read_frame() {
             Ok(frame) => frame,
             Err(y4m::Error::EOF) if self.consumed.load(Ordering::Relaxed) == self.frame_end => {
-                return Ok(false);
+                return Ok(0);
             }
             Err(y4m::Error::EOF) => {
                 bail!("{}: frame {} is truncated", self.label, self.frames_read)
@@ -156,7 +156,7 @@ impl VideoSource for Y4mSource {
         colour::yuv_to_rgba(&planes, w, h, self.chroma, self.range, rgba);
         self.frames_read += 1;
         self.frame_end = self.consumed.load(Ordering::Relaxed);
-        Ok(true)
+        Ok(1)
     }
 
     fn is_endless(&self) -> bool {
