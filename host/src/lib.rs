@@ -28,6 +28,7 @@ pub mod lifecycle;
 pub mod media;
 pub mod metrics;
 pub mod pipeline;
+pub mod rt;
 pub mod sink;
 pub mod source;
 pub mod spec;

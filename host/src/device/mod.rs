@@ -1,6 +1,19 @@
 //! Live devices: typed errors, and the lock-free rings between a device's
-//! own callback thread and the pipeline.
+//! own callback thread and the pipeline (capture, playback with a latency
+//! budget and drift correction), and a scripted fake device to test them.
 
+mod capture;
+mod drift;
 mod error;
+pub mod fake;
+mod playback;
+mod status;
 
+pub use capture::{CaptureFeed, CaptureSide, capture_ring, capture_time_ns};
+pub use drift::DriftCorrector;
 pub use error::{DeviceError, Direction, is_disconnect};
+pub use playback::{PlaybackBudget, PlaybackSide, PlaybackSink, playback_ring};
+pub use status::DeviceStatus;
+
+#[cfg(test)]
+mod tests;

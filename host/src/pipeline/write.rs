@@ -91,6 +91,7 @@ fn write_in_turn<I: Item>(
                 super::end_for(run, err);
                 break;
             }
+            sink.report(tally.counters);
         }
         tally.count(&item);
         pool.give(item.into_buffer());
@@ -210,6 +211,7 @@ fn spawn_writer<I: Item>(
                     broken = true;
                     super::end_for(&run, err);
                 }
+                sink.report(run.counters.stream(I::KIND));
                 thread_pool.give(item.into_buffer());
             }
             sink

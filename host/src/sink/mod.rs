@@ -13,6 +13,7 @@ pub use wav::WavSink;
 pub use y4m::Y4mSink;
 
 use crate::media::{AudioBlock, Item, VideoFrame};
+use crate::metrics::StreamCounters;
 use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 
@@ -32,6 +33,10 @@ pub trait Sink<I: Item>: Send {
     fn abort(self: Box<Self>) {}
 
     fn describe(&self) -> String;
+
+    /// Adds what the sink itself counts (a device's underruns) to the
+    /// stream's counters; called after each write.
+    fn report(&self, _counters: &StreamCounters) {}
 }
 
 /// A consumer of processed audio.

@@ -1,0 +1,293 @@
+//! A scripted fake audio device, so the pipeline's device logic is tested
+//! without a sound server: a capture side that plays a tone into a capture
+//! ring and a playback side that takes audio out of a playback ring, each
+//! on its own clock (`speed`: drift), with irregular callback sizes,
+//! jitter, dropouts, a start-up stall and a disconnect.
+//!
+//! Both can run against simulated time (`run_until`, deterministic) or on
+//! a thread of their own against the host clock (`spawn`), as a device's
+//! callback thread would.
+
+use super::{CaptureSide, PlaybackSide};
+use crate::clock;
+use crate::media::AudioFormat;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// What the fake device does, and when.
+#[derive(Debug, Clone)]
+pub struct FakeScript {
+    pub format: AudioFormat,
+    /// The device's clock against the host's: 1.005 runs 0.5 % fast.
+    pub speed: f64,
+    /// Callback sizes in frames, used in turn (irregular sizes).
+    pub callback_frames: Vec<usize>,
+    /// Each callback comes up to this much late (pseudo-random, fixed seed).
+    pub jitter: Duration,
+    /// Spans `(from, length)` of device time in which no callback comes:
+    /// captured audio is lost; playback is not asked for audio.
+    pub dropouts: Vec<(Duration, Duration)>,
+    /// The device goes away at this device time.
+    pub disconnect_at: Option<Duration>,
+    /// Capture: the tone it hears, at half full scale.
+    pub tone_hz: f32,
+}
+
+impl FakeScript {
+    /// A well-behaved device: 48 kHz stereo, 480-frame callbacks, 440 Hz.
+    pub fn steady(format: AudioFormat) -> Self {
+        Self {
+            format,
+            speed: 1.0,
+            callback_frames: vec![480],
+            jitter: Duration::ZERO,
+            dropouts: Vec::new(),
+            disconnect_at: None,
+            tone_hz: 440.0,
+        }
+    }
+
+    fn in_dropout(&self, device_ns: u64) -> bool {
+        self.dropouts.iter().any(|(from, length)| {
+            let from = from.as_nanos() as u64;
+            device_ns >= from && device_ns < from + length.as_nanos() as u64
+        })
+    }
+}
+
+/// The callback schedule both sides share.
+struct Schedule {
+    script: FakeScript,
+    /// Host time at device time zero.
+    start_ns: u64,
+    frames_done: u64,
+    callbacks_done: usize,
+    rng: u64,
+    disconnected: bool,
+}
+
+/// One callback that is due: its first frame and size.
+struct Due {
+    first_frame: u64,
+    frames: usize,
+}
+
+impl Schedule {
+    fn new(script: FakeScript, start_ns: u64) -> Self {
+        Self {
+            script,
+            start_ns,
+            frames_done: 0,
+            callbacks_done: 0,
+            rng: 0x5eed_cafe,
+            disconnected: false,
+        }
+    }
+
+    fn max_callback(&self) -> usize {
+        self.script
+            .callback_frames
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(1)
+    }
+
+    fn next_frames(&self) -> usize {
+        let sizes = &self.script.callback_frames;
+        sizes[self.callbacks_done % sizes.len()].max(1)
+    }
+
+    /// Host time of device frame `frame`.
+    fn host_ns(&self, frame: u64) -> u64 {
+        let rate = f64::from(self.script.format.sample_rate) * self.script.speed;
+        self.start_ns + (frame as f64 * 1e9 / rate) as u64
+    }
+
+    fn device_ns(&self, frame: u64) -> u64 {
+        self.script.format.frame_time_ns(frame)
+    }
+
+    /// Host time the next callback comes: once its frames have elapsed,
+    /// plus jitter.
+    fn next_due_ns(&mut self) -> u64 {
+        let end = self.frames_done + self.next_frames() as u64;
+        let jitter = self.script.jitter.as_nanos() as u64;
+        let late = if jitter == 0 {
+            0
+        } else {
+            // xorshift: deterministic, allocation-free.
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            self.rng % jitter
+        };
+        self.host_ns(end) + late
+    }
+
+    /// The next callback if due by `now_ns`; `None` when not yet, or after
+    /// a disconnect. Dropped callbacks are skipped here (their frames pass).
+    fn take_due(&mut self, now_ns: u64, due_ns: u64) -> Option<Due> {
+        loop {
+            if self.disconnected || due_ns > now_ns {
+                return None;
+            }
+            let frames = self.next_frames();
+            let first_frame = self.frames_done;
+            let device_ns = self.device_ns(first_frame);
+            if let Some(at) = self.script.disconnect_at
+                && device_ns >= at.as_nanos() as u64
+            {
+                self.disconnected = true;
+                return None;
+            }
+            self.frames_done += frames as u64;
+            self.callbacks_done += 1;
+            if self.script.in_dropout(device_ns) {
+                if self.host_ns(self.frames_done) > now_ns {
+                    return None;
+                }
+                continue;
+            }
+            return Some(Due {
+                first_frame,
+                frames,
+            });
+        }
+    }
+}
+
+/// The capture half of a fake device.
+pub struct FakeCapture {
+    schedule: Schedule,
+    side: CaptureSide,
+    signal: Vec<f32>,
+    next_due_ns: u64,
+}
+
+impl FakeCapture {
+    /// A fake microphone whose device time zero is host time `start_ns`.
+    pub fn new(script: FakeScript, side: CaptureSide, start_ns: u64) -> Self {
+        let mut schedule = Schedule::new(script, start_ns);
+        let channels = usize::from(schedule.script.format.channels);
+        let signal = vec![0.0; schedule.max_callback() * channels];
+        let next_due_ns = schedule.next_due_ns();
+        Self {
+            schedule,
+            side,
+            signal,
+            next_due_ns,
+        }
+    }
+
+    /// Runs every callback due by host time `now_ns`; false once the
+    /// device has disconnected.
+    pub fn run_until(&mut self, now_ns: u64) -> bool {
+        while let Some(due) = self.schedule.take_due(now_ns, self.next_due_ns) {
+            let format = self.schedule.script.format;
+            let channels = usize::from(format.channels);
+            let step = std::f64::consts::TAU * f64::from(self.schedule.script.tone_hz)
+                / f64::from(format.sample_rate);
+            let samples = &mut self.signal[..due.frames * channels];
+            for (i, frame) in samples.chunks_exact_mut(channels).enumerate() {
+                let phase = step * (due.first_frame + i as u64) as f64;
+                frame.fill((0.5 * phase.sin()) as f32);
+            }
+            let capture_ns = self.schedule.host_ns(due.first_frame);
+            self.side.push(samples, capture_ns);
+            self.next_due_ns = self.schedule.next_due_ns();
+        }
+        if self.schedule.disconnected {
+            self.side
+                .status()
+                .disconnect("the fake device was unplugged".to_string());
+            return false;
+        }
+        true
+    }
+
+    /// Runs the device on its own thread against the host clock until
+    /// `stop` is set or it disconnects.
+    pub fn spawn(mut self, stop: Arc<AtomicBool>) -> JoinHandle<()> {
+        std::thread::spawn(move || {
+            while !stop.load(Relaxed) {
+                clock::sleep_until_ns(self.next_due_ns.min(clock::now_ns() + 20_000_000));
+                if !self.run_until(clock::now_ns()) {
+                    break;
+                }
+            }
+        })
+    }
+}
+
+/// The playback half of a fake device; keeps what it played.
+pub struct FakePlayback {
+    schedule: Schedule,
+    side: PlaybackSide,
+    out: Vec<f32>,
+    next_due_ns: u64,
+    recording: Option<Vec<f32>>,
+}
+
+impl FakePlayback {
+    /// A fake speaker whose device time zero is host time `start_ns`;
+    /// with `record`, it keeps everything it played.
+    pub fn new(script: FakeScript, side: PlaybackSide, start_ns: u64, record: bool) -> Self {
+        let mut schedule = Schedule::new(script, start_ns);
+        let channels = usize::from(schedule.script.format.channels);
+        let out = vec![0.0; schedule.max_callback() * channels];
+        let next_due_ns = schedule.next_due_ns();
+        Self {
+            schedule,
+            side,
+            out,
+            next_due_ns,
+            recording: record.then(Vec::new),
+        }
+    }
+
+    /// Runs every callback due by host time `now_ns`; false once the
+    /// device has disconnected.
+    pub fn run_until(&mut self, now_ns: u64) -> bool {
+        while let Some(due) = self.schedule.take_due(now_ns, self.next_due_ns) {
+            let channels = usize::from(self.schedule.script.format.channels);
+            let out = &mut self.out[..due.frames * channels];
+            self.side.fill(out);
+            if let Some(recording) = &mut self.recording {
+                recording.extend_from_slice(out);
+            }
+            self.next_due_ns = self.schedule.next_due_ns();
+        }
+        if self.schedule.disconnected {
+            self.side
+                .status()
+                .disconnect("the fake device was unplugged".to_string());
+            return false;
+        }
+        true
+    }
+
+    /// What it played so far (empty without `record`).
+    pub fn take_recording(&mut self) -> Vec<f32> {
+        self.recording
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Runs the device on its own thread against the host clock until
+    /// `stop` is set or it disconnects; returns what it played.
+    pub fn spawn(mut self, stop: Arc<AtomicBool>) -> JoinHandle<Vec<f32>> {
+        std::thread::spawn(move || {
+            while !stop.load(Relaxed) {
+                clock::sleep_until_ns(self.next_due_ns.min(clock::now_ns() + 20_000_000));
+                if !self.run_until(clock::now_ns()) {
+                    break;
+                }
+            }
+            self.recording.unwrap_or_default()
+        })
+    }
+}
