@@ -2,16 +2,16 @@
 //! config file, and turned into a [`StreamerBuilder`]. No logic lives in
 //! `main`.
 
-use crate::config_file::{ConfigFile, OneOrMany};
-use crate::guest::sandbox::{self, EpochTicker, LoadLimits};
-use crate::guest::{
-    CompileCache, DataPath, FaultPolicy, GuestProgram, SandboxPolicy, StreamFormats, engine_for,
-};
-use crate::media::{AudioFormat, Fps, VideoFormat};
-use crate::pipeline::{self, CacheSetting, Streamer, StreamerBuilder};
-use crate::spec::{AudioInputSpec, AudioOutputSpec, VideoInputSpec, VideoOutputSpec};
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
+use sandstream::config_file::{ConfigFile, OneOrMany};
+use sandstream::guest::sandbox::{self, EpochTicker, LoadLimits};
+use sandstream::guest::{
+    CompileCache, DataPath, FaultPolicy, GuestProgram, SandboxPolicy, StreamFormats, engine_for,
+};
+use sandstream::media::{AudioFormat, Fps, VideoFormat};
+use sandstream::pipeline::{self, CacheSetting, Streamer, StreamerBuilder};
+use sandstream::spec::{AudioInputSpec, AudioOutputSpec, VideoInputSpec, VideoOutputSpec};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -201,7 +201,7 @@ struct SandboxArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::guest::controller::Command;
+    use sandstream::guest::controller::Command;
 
     #[test]
     fn live_commands_parse() {
@@ -370,14 +370,14 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     });
     let report = running.wait()?;
     eprint!("{report}");
-    if let Some(peak) = crate::metrics::peak_resident_bytes() {
+    if let Some(peak) = sandstream::metrics::peak_resident_bytes() {
         eprintln!("memory: peak {} MiB resident", peak >> 20);
     }
     Ok(())
 }
 
 /// Live control on stdin, one command per line; ends at end of input.
-fn spawn_command_reader(running: &crate::RunningStream) -> anyhow::Result<()> {
+fn spawn_command_reader(running: &sandstream::RunningStream) -> anyhow::Result<()> {
     let (control, stop, stats) = (
         running.control(),
         running.stop_handle(),
@@ -403,7 +403,7 @@ fn spawn_command_reader(running: &crate::RunningStream) -> anyhow::Result<()> {
 /// A line typed while running.
 #[derive(Debug, PartialEq)]
 enum LiveCommand {
-    Control(crate::guest::controller::Command),
+    Control(sandstream::guest::controller::Command),
     Stats,
     Stop,
 }
@@ -411,7 +411,7 @@ enum LiveCommand {
 const COMMAND_HELP: &str = "commands: swap PATH | set KEY=VALUE | stats | stop | help";
 
 fn parse_command(line: &str) -> Result<Option<LiveCommand>, String> {
-    use crate::guest::controller::Command;
+    use sandstream::guest::controller::Command;
     let line = line.trim();
     let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
     let rest = rest.trim();
@@ -645,7 +645,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
         }
         print!(
             "{}",
-            crate::bench::audio(&program, &policy, &args.set, format, args.block)?
+            sandstream::bench::audio(&program, &policy, &args.set, format, args.block)?
         );
     }
     if world.processes_video() {
@@ -663,7 +663,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
         };
         print!(
             "{}",
-            crate::bench::video(&program, &policy, &args.set, format)?
+            sandstream::bench::video(&program, &policy, &args.set, format)?
         );
     }
     Ok(())

@@ -18,7 +18,6 @@
 //! - [`cli`]: the `sandstream` command line, a thin layer over the above.
 
 pub mod bench;
-pub mod cli;
 pub mod clock;
 pub mod colour;
 pub mod config_file;

@@ -1,5 +1,8 @@
-//! The `sandstream` binary: parse arguments, run, print the error chain.
+//! The `sandstream` command line. The CLI lives in the binary only, so the
+//! library does not depend on clap, ctrlc or tracing-subscriber.
+
+mod cli;
 
 fn main() -> std::process::ExitCode {
-    sandstream::cli::main()
+    cli::main()
 }

@@ -275,3 +275,40 @@ pub fn block_ratios(input: &[f32], output: &[f32], frames: usize) -> Vec<f64> {
         })
         .collect()
 }
+
+/// A tone's frequency (from its zero crossings) and peak level, in mono
+/// samples at `rate`.
+pub fn tone_of(mono: &[f32], rate: u32) -> (f64, f32) {
+    let crossings: Vec<f64> = mono
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[0] < 0.0 && w[1] >= 0.0)
+        .map(|(i, w)| i as f64 + f64::from(w[0] / (w[0] - w[1])))
+        .collect();
+    let peak = mono.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+    match (crossings.first(), crossings.last()) {
+        (Some(first), Some(last)) if crossings.len() > 2 => {
+            let periods = (crossings.len() - 1) as f64;
+            (periods * f64::from(rate) / (last - first), peak)
+        }
+        _ => (0.0, peak),
+    }
+}
+
+/// Discontinuities in a pure tone of `hz`: samples off the recurrence
+/// x[n] = 2cos(w)x[n-1] - x[n-2] by more than 0.01 (a clean tone's error
+/// is ~1e-6; a dropped or repeated stretch breaks it).
+pub fn glitches(mono: &[f32], hz: f64, rate: u32) -> usize {
+    let k = 2.0 * (std::f64::consts::TAU * hz / f64::from(rate)).cos();
+    mono.windows(3)
+        .filter(|w| {
+            let predicted = k * f64::from(w[1]) - f64::from(w[0]);
+            (f64::from(w[2]) - predicted).abs() > 0.01
+        })
+        .count()
+}
+
+/// The left channel of interleaved stereo.
+pub fn left(stereo: &[f32]) -> Vec<f32> {
+    stereo.chunks_exact(2).map(|f| f[0]).collect()
+}

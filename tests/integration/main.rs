@@ -9,6 +9,7 @@ mod audio;
 mod av;
 mod cache;
 mod cli_errors;
+mod fake_device;
 mod forged;
 mod hostile;
 mod interrupt;

@@ -291,3 +291,44 @@ impl FakePlayback {
         })
     }
 }
+
+/// A fake microphone and speaker wired to a capture feed and a playback
+/// sink, running on their own threads: what a test hands the pipeline in
+/// place of a real device.
+pub struct FakeRig {
+    stop: Arc<AtomicBool>,
+    mic: JoinHandle<()>,
+    speaker: JoinHandle<Vec<f32>>,
+}
+
+impl FakeRig {
+    /// Starts both devices now; returns the feed and sink to give the
+    /// pipeline (`audio_feed`, `audio_sink`).
+    ///
+    /// # Errors
+    /// When the playback ring cannot be made.
+    pub fn start(
+        mic: FakeScript,
+        speaker: FakeScript,
+        block_frames: usize,
+        budget: super::PlaybackBudget,
+    ) -> anyhow::Result<(Self, super::CaptureFeed, super::PlaybackSink)> {
+        let format = mic.format;
+        let one_second = format.sample_rate as usize;
+        let (side, feed) = super::capture_ring(format, one_second, block_frames, "fake:mic".into());
+        let (sink, out) =
+            super::playback_ring(speaker.format, block_frames, budget, "fake:speaker".into())?;
+        let start_ns = clock::now_ns();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mic = FakeCapture::new(mic, side, start_ns).spawn(stop.clone());
+        let speaker = FakePlayback::new(speaker, out, start_ns, true).spawn(stop.clone());
+        Ok((Self { stop, mic, speaker }, feed, sink))
+    }
+
+    /// Stops both devices; returns what the speaker played.
+    pub fn stop(self) -> Vec<f32> {
+        self.stop.store(true, Relaxed);
+        let _ = self.mic.join();
+        self.speaker.join().unwrap_or_default()
+    }
+}

@@ -7,6 +7,7 @@ use super::safety::make_safe;
 use crate::lifecycle::{AudioCall, Delivery, VideoCall};
 use crate::media::{AudioBlock, BufferPool, Item, VideoFrame};
 use crate::metrics::Counters;
+use crate::rt;
 use crossbeam_channel::{Receiver, Select, Sender};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -116,6 +117,7 @@ fn process_one<I: GuestCall>(
     mut item: I,
     run: &RunControl,
 ) -> anyhow::Result<()> {
+    let _hot = rt::hot();
     match I::call(guest, &mut item, outlet.format, &run.counters)? {
         Delivery::Send => outlet
             .output

@@ -6,6 +6,7 @@
 use super::control::RunControl;
 use crate::clock;
 use crate::media::{BufferPool, Item, StreamFormat};
+use crate::rt;
 use crate::source::Source;
 use crossbeam_channel::{Sender, TrySendError};
 use std::sync::atomic::Ordering::Relaxed;
@@ -150,6 +151,7 @@ pub fn read<I: Item>(
             Ok(None) => break,
             Err(err) => return super::end_for(run, err),
         };
+        let _hot = rt::hot();
         counters.items_in.fetch_add(1, Relaxed);
         counters.units_in.fetch_add(item.units(&format), Relaxed);
         if !real_time {

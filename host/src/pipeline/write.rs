@@ -8,6 +8,7 @@
 use super::control::RunControl;
 use crate::media::{BufferPool, Item};
 use crate::metrics::StreamCounters;
+use crate::rt;
 use crate::sink::Sink;
 use anyhow::Context as _;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -86,6 +87,8 @@ fn write_in_turn<I: Item>(
         if run.failed() {
             break;
         }
+        // Offline sinks (files) may allocate as they like; only the
+        // bookkeeping is checked.
         for sink in &mut sinks {
             if let Err(err) = sink.write(&item) {
                 super::end_for(run, err);
@@ -137,6 +140,7 @@ fn write_through_own_threads<I: Item>(
     let mut tally = Tally::new(run, format);
     let counters = run.counters.stream(I::KIND);
     for item in rx {
+        let _hot = rt::hot();
         tally.count(&item);
         let Some((last, copies)) = writers.split_last_mut() else {
             pool.give(item.into_buffer());
@@ -173,16 +177,14 @@ fn offer<I: Item>(writer: &mut SinkWriter<I>, item: I, counters: &StreamCounters
         Err(TrySendError::Full(item) | TrySendError::Disconnected(item)) => {
             counters.output_drops.fetch_add(1, Relaxed);
             if writer.missed == 0 {
-                tracing::warn!(
-                    "{} output {} is slower than the stream: it misses {} (counted)",
-                    I::KIND.name(),
-                    writer.name,
-                    if I::KIND == crate::media::StreamKind::Audio {
-                        "blocks"
-                    } else {
-                        "frames"
-                    }
-                );
+                // Once per sink: allowed to allocate.
+                rt::outside_hot(|| {
+                    tracing::warn!(
+                        "{} output {} is slower than the stream: it misses items (counted)",
+                        I::KIND.name(),
+                        writer.name,
+                    );
+                });
             }
             writer.missed += 1;
             writer.pool.give(item.into_buffer());
@@ -203,6 +205,8 @@ fn spawn_writer<I: Item>(
         .name(format!("sandstream-{}-out", I::KIND.name()))
         .spawn(move || {
             let mut broken = false;
+            // Not a hot section: this thread exists so that a file sink may
+            // block here. Device sinks check their own writes.
             for item in items {
                 if !broken
                     && !run.failed()
