@@ -4,6 +4,7 @@
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
+use devices::{DeviceArgs, DevicesArgs};
 use sandstream::config_file::{ConfigFile, OneOrMany};
 use sandstream::guest::sandbox::{self, EpochTicker, LoadLimits};
 use sandstream::guest::{
@@ -17,6 +18,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// Run audio/video effects written as WebAssembly components.
+mod devices;
+
 #[derive(Debug, Parser)]
 #[command(name = "sandstream", version, about, propagate_version = true)]
 pub struct Cli {
@@ -42,6 +45,8 @@ enum Command {
     /// Time single calls into a guest on each data path, beside a memcpy of
     /// the same bytes (median and 99th percentile).
     Bench(BenchArgs),
+    /// List audio inputs and outputs with their formats and the host API.
+    Devices(DevicesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -98,10 +103,12 @@ impl LoadArgs {
 struct RunArgs {
     /// The guest component (.wasm).
     guest: PathBuf,
-    /// Audio input: file:PATH.wav, tone:FREQ_HZ or silence.
+    /// Audio input: device:NAME (a microphone; `sandstream devices` lists
+    /// them), default, file:PATH.wav, tone:FREQ_HZ or silence.
     #[arg(long, value_name = "SRC")]
     audio_in: Option<AudioInputSpec>,
-    /// Audio output: file:PATH.wav or null (repeat for several).
+    /// Audio output: device:NAME (e.g. the virtual microphone), default,
+    /// file:PATH.wav or null (repeat for several).
     #[arg(long, value_name = "SINK")]
     audio_out: Vec<AudioOutputSpec>,
     /// Video input: file:PATH.y4m or pattern.
@@ -156,6 +163,8 @@ struct RunArgs {
     /// Crossfade audio from the old guest to the new one on a swap.
     #[arg(long, value_name = "MS")]
     crossfade: Option<f64>,
+    #[command(flatten)]
+    devices: DeviceArgs,
     #[command(flatten)]
     cache: CacheArgs,
     #[command(flatten)]
@@ -302,6 +311,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Check(args) => check(args),
         Command::Bench(args) => bench(args),
+        Command::Devices(args) => devices::devices(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -328,9 +338,9 @@ fn init_logging(quiet: bool, verbose: bool) {
     let default = if quiet {
         "warn"
     } else if verbose {
-        "debug,cranelift=warn,wasmtime=info"
+        "debug,cranelift=warn,wasmtime=info,pulseaudio=info"
     } else {
-        "info,cranelift=warn,wasmtime=warn"
+        "info,cranelift=warn,wasmtime=warn,pulseaudio=off"
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
@@ -500,6 +510,7 @@ fn builder_from_args(args: RunArgs) -> anyhow::Result<StreamerBuilder> {
     let mut sandbox = sandbox_policy(&args.sandbox, &file)?;
     sandbox.load = args.load.limits(&file)?;
     Ok(builder
+        .devices(args.devices.settings()?)
         .sandbox(sandbox)
         .realtime(args.realtime || file.realtime.unwrap_or(false)))
 }

@@ -35,10 +35,14 @@ pub struct StreamCounters {
     pub latency_drops: AtomicU64,
     /// Units dropped by those.
     pub latency_units_dropped: AtomicU64,
-    /// Largest drift correction the adaptive resampler applied, in parts
+    /// The drift correction the adaptive resampler applies now, in parts
     /// per million.
     pub drift_correction_ppm: AtomicU64,
     pub timestamp_regressions: AtomicU64,
+    /// Capture → output latency at a device output, in microseconds: the
+    /// median and 99th percentile so far (0: no device output).
+    pub latency_median_us: AtomicU64,
+    pub latency_p99_us: AtomicU64,
     /// Capture time of the end of the last item written.
     pub last_end_ns: AtomicU64,
 }
@@ -106,6 +110,8 @@ pub struct StreamReport {
     pub latency_units_dropped: u64,
     pub drift_correction_ppm: u64,
     pub timestamp_regressions: u64,
+    pub latency_median_us: u64,
+    pub latency_p99_us: u64,
     /// Capture time of the end of the last item written.
     pub end_ns: u64,
 }
@@ -129,6 +135,8 @@ impl StreamCounters {
             latency_units_dropped: self.latency_units_dropped.load(Relaxed),
             drift_correction_ppm: self.drift_correction_ppm.load(Relaxed),
             timestamp_regressions: self.timestamp_regressions.load(Relaxed),
+            latency_median_us: self.latency_median_us.load(Relaxed),
+            latency_p99_us: self.latency_p99_us.load(Relaxed),
             end_ns: self.last_end_ns.load(Relaxed),
         }
     }
@@ -161,12 +169,12 @@ impl StreamReport {
             "{} dropped by guest, {} overruns; {} through mapped memory",
             self.dropped_by_guest, self.overruns, self.mapped
         )?;
-        if self.xruns() + self.latency_drops + self.output_drops + self.drift_correction_ppm > 0 {
+        if self.xruns() + self.latency_drops + self.output_drops + self.latency_p99_us > 0 {
             writeln!(
                 f,
                 "{} devices: {} capture overruns ({} frames lost), {} playback underruns, \
                  {} latency drops ({} frames), {} items missed by slow outputs; \
-                 drift corrected up to {} ppm",
+                 drift correction {} ppm",
                 kind.name(),
                 self.capture_overruns,
                 self.capture_units_lost,
@@ -175,6 +183,15 @@ impl StreamReport {
                 self.latency_units_dropped,
                 self.output_drops,
                 self.drift_correction_ppm
+            )?;
+        }
+        if self.latency_p99_us > 0 {
+            writeln!(
+                f,
+                "{} latency, capture to device output: median {:.1} ms, p99 {:.1} ms",
+                kind.name(),
+                self.latency_median_us as f64 / 1e3,
+                self.latency_p99_us as f64 / 1e3
             )?;
         }
         Ok(())

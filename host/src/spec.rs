@@ -8,9 +8,9 @@ use anyhow::{Context as _, bail};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-const AUDIO_INPUTS: &str = "file:PATH.wav, tone:FREQ_HZ, silence";
+const AUDIO_INPUTS: &str = "file:PATH.wav, tone:FREQ_HZ, silence, device:NAME, default";
 const VIDEO_INPUTS: &str = "file:PATH.y4m, pattern";
-const AUDIO_OUTPUTS: &str = "file:PATH.wav, null";
+const AUDIO_OUTPUTS: &str = "file:PATH.wav, null, device:NAME, default";
 const VIDEO_OUTPUTS: &str = "file:PATH.y4m, file:PATH.png (last frame), null";
 
 /// An audio input.
@@ -19,6 +19,8 @@ pub enum AudioInputSpec {
     File(PathBuf),
     Tone(f64),
     Silence,
+    /// A capture device by name (`default` for the system's).
+    Device(String),
 }
 
 /// A video input.
@@ -33,6 +35,8 @@ pub enum VideoInputSpec {
 pub enum AudioOutputSpec {
     Wav(PathBuf),
     Null,
+    /// A playback device by name (`default` for the system's).
+    Device(String),
 }
 
 /// A video output.
@@ -57,6 +61,19 @@ fn file_arg(spec: &str, arg: Option<&str>) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// `device:NAME` or `default`: a device name, or `None` for other specs.
+fn device_arg(spec: &str) -> anyhow::Result<Option<String>> {
+    match split(spec) {
+        ("default", None) => Ok(Some("default".to_string())),
+        ("device", Some(name)) if !name.trim().is_empty() => Ok(Some(name.to_string())),
+        ("device", _) => bail!(
+            "`{spec}` needs a device name, as in device:default or device:NAME \
+             (`sandstream devices` lists them)"
+        ),
+        _ => Ok(None),
+    }
+}
+
 fn extension(path: &Path) -> String {
     path.extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
@@ -67,6 +84,9 @@ impl FromStr for AudioInputSpec {
     type Err = anyhow::Error;
 
     fn from_str(spec: &str) -> anyhow::Result<Self> {
+        if let Some(name) = device_arg(spec)? {
+            return Ok(Self::Device(name));
+        }
         match split(spec) {
             ("file", arg) => Ok(Self::File(file_arg(spec, arg)?)),
             ("tone", Some(freq)) => {
@@ -102,6 +122,9 @@ impl FromStr for AudioOutputSpec {
     type Err = anyhow::Error;
 
     fn from_str(spec: &str) -> anyhow::Result<Self> {
+        if let Some(name) = device_arg(spec)? {
+            return Ok(Self::Device(name));
+        }
         match split(spec) {
             ("file", arg) => {
                 let path = file_arg(spec, arg)?;
@@ -140,8 +163,9 @@ impl FromStr for VideoOutputSpec {
 }
 
 impl AudioInputSpec {
-    /// Opens the input; `format` is used by synthetic inputs (files have
-    /// their own).
+    /// Opens a pulled input; `format` is used by synthetic inputs (files
+    /// have their own). Devices are opened by the pipeline, which knows
+    /// the device settings.
     ///
     /// # Errors
     /// Missing or malformed files.
@@ -150,11 +174,12 @@ impl AudioInputSpec {
             Self::File(path) => Box::new(source::WavSource::open(path)?),
             Self::Tone(hz) => Box::new(source::ToneSource::new(format, *hz)),
             Self::Silence => Box::new(source::SilenceSource::new(format)),
+            Self::Device(name) => bail!("device:{name} is opened by the pipeline"),
         })
     }
 
     pub fn is_synthetic(&self) -> bool {
-        !matches!(self, Self::File(_))
+        matches!(self, Self::Tone(_) | Self::Silence)
     }
 }
 
@@ -182,6 +207,7 @@ impl AudioOutputSpec {
         Ok(match self {
             Self::Wav(path) => Box::new(sink::WavSink::create(path, format)?),
             Self::Null => Box::new(sink::NullSink),
+            Self::Device(name) => bail!("device:{name} is opened by the pipeline"),
         })
     }
 }
@@ -225,6 +251,16 @@ mod tests {
             AudioOutputSpec::Null
         );
         assert_eq!(
+            "device:Monitor of MicFeed"
+                .parse::<AudioInputSpec>()
+                .unwrap(),
+            AudioInputSpec::Device("Monitor of MicFeed".into())
+        );
+        assert_eq!(
+            "default".parse::<AudioOutputSpec>().unwrap(),
+            AudioOutputSpec::Device("default".into())
+        );
+        assert_eq!(
             "file:x.PNG".parse::<VideoOutputSpec>().unwrap(),
             VideoOutputSpec::Png("x.PNG".into())
         );
@@ -249,5 +285,7 @@ mod tests {
         assert!(err.contains(".mp3"), "{err}");
         let err = "file:".parse::<VideoInputSpec>().unwrap_err().to_string();
         assert!(err.contains("needs a path"), "{err}");
+        let err = "device:".parse::<AudioInputSpec>().unwrap_err().to_string();
+        assert!(err.contains("needs a device name"), "{err}");
     }
 }

@@ -99,7 +99,11 @@ impl fmt::Display for DeviceError {
                 write!(f, "{device} disconnected: {detail}")
             }
             Self::Unavailable { host, detail, hint } => {
-                write!(f, "{host} is not available ({detail}): {hint}")
+                if detail.ends_with("not available") || detail.is_empty() {
+                    write!(f, "{host} is not available: {hint}")
+                } else {
+                    write!(f, "{host} is not available ({detail}): {hint}")
+                }
             }
             Self::Backend { device, detail } => write!(f, "{device}: {detail}"),
         }

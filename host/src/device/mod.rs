@@ -3,6 +3,7 @@
 //! budget and drift correction), and a scripted fake device to test them.
 
 mod capture;
+mod cpal_backend;
 mod drift;
 mod error;
 pub mod fake;
@@ -10,6 +11,10 @@ mod playback;
 mod status;
 
 pub use capture::{CaptureFeed, CaptureSide, capture_ring, capture_time_ns};
+pub use cpal_backend::{
+    DeviceCapture, DeviceInfo, DevicePlayback, find, host, host_names, list, open_input,
+    open_output, preferred_format,
+};
 pub use drift::DriftCorrector;
 pub use error::{DeviceError, Direction, is_disconnect};
 pub use playback::{PlaybackBudget, PlaybackSide, PlaybackSink, playback_ring};

@@ -9,10 +9,12 @@
 
 use super::DeviceStatus;
 use super::drift::DriftCorrector;
+use crate::clock;
 use crate::media::{AudioBlock, AudioFormat};
 use crate::metrics::StreamCounters;
 use crate::rt;
 use crate::sink::Sink;
+use hdrhistogram::Histogram;
 use rtrb::{Consumer, Producer, RingBuffer};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -71,6 +73,9 @@ pub fn playback_ring(
     Ok((
         PlaybackSink {
             ring: producer,
+            // 1 µs to 60 s at 3 significant digits, allocated once here.
+            latency: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+            writes: 0,
             capacity_frames,
             budget_frames: budget.max_frames,
             format,
@@ -91,6 +96,9 @@ pub fn playback_ring(
 /// The pipeline side of a playback ring: a [`Sink`].
 pub struct PlaybackSink {
     ring: Producer<f32>,
+    /// Capture → device output latency of each block, in microseconds.
+    latency: Histogram<u64>,
+    writes: u64,
     capacity_frames: usize,
     budget_frames: usize,
     format: AudioFormat,
@@ -149,6 +157,14 @@ impl PlaybackSink {
 
 impl Sink<AudioBlock> for PlaybackSink {
     fn write(&mut self, block: &AudioBlock) -> anyhow::Result<()> {
+        let _hot = rt::hot();
+        // The block's first frame plays after what is queued ahead of it
+        // and the device's own buffer: capture → here, plus both.
+        let queued = self.format.frame_time_ns(self.fill_frames() as u64);
+        let device = self.status.output_delay_ns.load(Relaxed);
+        let latency = clock::now_ns().saturating_sub(block.timestamp_ns) + queued + device;
+        self.writes += 1;
+        let _ = self.latency.record((latency / 1_000).max(1));
         self.push(&block.samples)
     }
 
@@ -180,7 +196,12 @@ impl Sink<AudioBlock> for PlaybackSink {
             .latency_units_dropped
             .store(status.frames_dropped.load(Relaxed), Relaxed);
         let ppm = (self.drift.correction().abs() * 1e6).round() as u64;
-        counters.drift_correction_ppm.fetch_max(ppm, Relaxed);
+        counters.drift_correction_ppm.store(ppm, Relaxed);
+        if !self.latency.is_empty() && self.writes.is_multiple_of(16) {
+            let quantile = |q| self.latency.value_at_quantile(q);
+            counters.latency_median_us.store(quantile(0.5), Relaxed);
+            counters.latency_p99_us.store(quantile(0.99), Relaxed);
+        }
     }
 }
 

@@ -18,6 +18,9 @@ pub struct DeviceStatus {
     pub frames_dropped: AtomicU64,
     /// The playback device has asked for audio at least once.
     pub started: AtomicBool,
+    /// How long after its callback the device plays what the callback
+    /// wrote (the device's own buffering), as it last said.
+    pub output_delay_ns: AtomicU64,
     disconnected: AtomicBool,
     /// Why, set once by the device's error callback (not the data one).
     detail: Mutex<Option<String>>,

@@ -153,9 +153,50 @@ pub struct StreamerBuilder {
     cache: CacheSetting,
     sandbox: SandboxPolicy,
     crossfade: Duration,
+    devices: DeviceSettings,
+}
+
+/// How audio devices are opened.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceSettings {
+    /// The host API by name (`alsa`, `pulseaudio`…); the OS default if none.
+    pub host: Option<String>,
+    /// Frames per device callback [default: 512].
+    pub buffer_frames: Option<u32>,
+    /// Most audio the playback ring may hold before its oldest is dropped
+    /// [default: 6 buffers or blocks, at least 50 ms].
+    pub latency: Option<Duration>,
+}
+
+/// Frames per device callback unless told: the smallest size that ran
+/// reliably on a loaded 2-core VM (docs/PERFORMANCE.md).
+pub const DEFAULT_DEVICE_BUFFER: u32 = 512;
+
+impl DeviceSettings {
+    fn buffer(&self) -> u32 {
+        self.buffer_frames.unwrap_or(DEFAULT_DEVICE_BUFFER)
+    }
+
+    fn budget(&self, format: AudioFormat, block_frames: u32) -> crate::device::PlaybackBudget {
+        let frames = match self.latency {
+            Some(latency) => (latency.as_secs_f64() * f64::from(format.sample_rate)) as usize,
+            None => {
+                let period = self.buffer().max(block_frames) as usize;
+                (6 * period).max(format.sample_rate as usize / 20)
+            }
+        };
+        crate::device::PlaybackBudget::new(frames)
+    }
 }
 
 impl StreamerBuilder {
+    /// Host API, device buffer and latency budget for `device:` inputs and
+    /// outputs.
+    pub fn devices(mut self, settings: DeviceSettings) -> Self {
+        self.devices = settings;
+        self
+    }
+
     /// Crossfade audio from a swapped-out guest to the new one over this
     /// long, to avoid a click (default: switch at once).
     pub fn crossfade(mut self, duration: Duration) -> Self {
@@ -331,9 +372,9 @@ impl StreamerBuilder {
             Some(input) => Some(open_audio(
                 input,
                 self.audio_out,
-                self.sample_rate,
-                self.channels,
+                (self.sample_rate, self.channels),
                 block_frames,
+                &self.devices,
             )?),
         };
         let video = match self.video_in {
@@ -548,10 +589,12 @@ struct StreamPlan<I: Item> {
 fn open_audio(
     input: AudioIn,
     outputs: Vec<AudioOut>,
-    sample_rate: Option<u32>,
-    channels: Option<u16>,
+    (sample_rate, channels): (Option<u32>, Option<u16>),
     block_frames: u32,
+    devices: &DeviceSettings,
 ) -> anyhow::Result<StreamPlan<AudioBlock>> {
+    // The device host is opened once, and only when a device is used.
+    let mut host = None;
     let wanted = AudioFormat {
         sample_rate: sample_rate.unwrap_or(DEFAULT_SAMPLE_RATE),
         channels: channels.unwrap_or(DEFAULT_CHANNELS),
@@ -560,6 +603,16 @@ fn open_audio(
         bail!("unsupported audio format {wanted} (1-768000 Hz, 1-64 channels)");
     }
     let input = match input {
+        AudioIn::Spec(AudioInputSpec::Device(name)) => {
+            Input::Live(Box::new(crate::device::open_input(
+                lazy_host(&mut host, devices)?,
+                &name,
+                None,
+                (sample_rate, channels),
+                devices.buffer(),
+                block_frames as usize,
+            )?))
+        }
         AudioIn::Spec(spec) => Input::Pulled(spec.open(wanted)?),
         AudioIn::Ready(input) => input,
     };
@@ -588,6 +641,14 @@ fn open_audio(
     let mut sinks = Vec::new();
     for output in outputs {
         sinks.push(match output {
+            AudioOut::Spec(AudioOutputSpec::Device(name)) => Box::new(crate::device::open_output(
+                lazy_host(&mut host, devices)?,
+                &name,
+                format,
+                devices.buffer(),
+                block_frames as usize,
+                devices.budget(format, block_frames),
+            )?),
             AudioOut::Spec(spec) => spec.open(format)?,
             AudioOut::Sink(sink) => sink,
         });
@@ -602,6 +663,17 @@ fn open_audio(
         format,
         chunk: block_frames as usize,
     })
+}
+
+/// The device host, opened on first use.
+fn lazy_host<'a>(
+    slot: &'a mut Option<cpal::Host>,
+    devices: &DeviceSettings,
+) -> anyhow::Result<&'a cpal::Host> {
+    if slot.is_none() {
+        *slot = Some(crate::device::host(devices.host.as_deref())?);
+    }
+    Ok(slot.as_ref().expect("just set"))
 }
 
 fn open_video(
@@ -962,7 +1034,13 @@ fn launch<I: GuestCall>(
     let kind = I::KIND.name();
     let (run_r, pool_r) = (run.clone(), pool.clone());
     spawn(threads, &format!("{kind}-read"), move || {
-        read::read(feed, timing.real_time, pool_r, read_tx, &run_r);
+        read::read(
+            feed,
+            (timing.real_time, timing.duration_ns),
+            pool_r,
+            read_tx,
+            &run_r,
+        );
     })?;
     let (sinks, format, run_w) = (plan.sinks, plan.format, run.clone());
     let writer = std::thread::Builder::new()

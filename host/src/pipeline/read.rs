@@ -138,22 +138,28 @@ impl<I: Item> Feed<I> for PulledFeed<I> {
 /// counted rather than delaying everything after it.
 pub fn read<I: Item>(
     mut feed: Box<dyn Feed<I>>,
-    real_time: bool,
+    (real_time, duration_ns): (bool, Option<u64>),
     pool: BufferPool<I::Sample>,
     tx: Sender<I>,
     run: &RunControl,
 ) {
     let counters = run.counters.stream(I::KIND);
     let format = feed.format();
-    while !run.stop_requested() {
+    // Pulled feeds stop at the limit themselves (to the unit); a device
+    // stops here, after the item that reaches it.
+    let limit_units = duration_ns.map(|ns| format.units_in(ns));
+    let mut units = 0;
+    while !run.stop_requested() && limit_units.is_none_or(|limit| units < limit) {
         let item = match feed.next(&pool, run) {
             Ok(Some(item)) => item,
             Ok(None) => break,
             Err(err) => return super::end_for(run, err),
         };
         let _hot = rt::hot();
+        let item_units = item.units(&format);
+        units += item_units;
         counters.items_in.fetch_add(1, Relaxed);
-        counters.units_in.fetch_add(item.units(&format), Relaxed);
+        counters.units_in.fetch_add(item_units, Relaxed);
         if !real_time {
             if tx.send(item).is_err() {
                 break;

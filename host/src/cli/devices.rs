@@ -1,0 +1,91 @@
+//! `sandstream devices`: the audio devices this machine has, with their
+//! formats and the host API, and the device flags of `run`.
+
+use clap::Args;
+use sandstream::device::{self, DeviceInfo, Direction};
+use sandstream::pipeline::DeviceSettings;
+use std::time::Duration;
+
+/// Which audio host and how devices are driven (for `run` and `devices`).
+#[derive(Debug, Args)]
+pub struct DeviceArgs {
+    /// Audio host API: pulseaudio (also serves PipeWire through
+    /// pipewire-pulse) or alsa [default: PulseAudio when a server runs,
+    /// else ALSA].
+    #[arg(long, value_name = "HOST")]
+    pub audio_host: Option<String>,
+    /// Frames per device callback, independent of --block [default: 512].
+    #[arg(long, value_name = "FRAMES")]
+    pub device_buffer: Option<u32>,
+    /// Most audio the output device's queue may hold; above it the oldest
+    /// is dropped with a short fade (counted) [default: 6 device buffers,
+    /// at least 50].
+    #[arg(long, value_name = "MS")]
+    pub latency: Option<f64>,
+}
+
+impl DeviceArgs {
+    pub fn settings(&self) -> anyhow::Result<DeviceSettings> {
+        if let Some(frames) = self.device_buffer
+            && !(16..=65_536).contains(&frames)
+        {
+            anyhow::bail!("--device-buffer must be between 16 and 65536 frames, got {frames}");
+        }
+        let latency = match self.latency {
+            None => None,
+            Some(ms) if ms.is_finite() && (5.0..=10_000.0).contains(&ms) => {
+                Some(Duration::from_secs_f64(ms / 1000.0))
+            }
+            Some(ms) => anyhow::bail!("--latency must be between 5 and 10000 ms, got {ms}"),
+        };
+        Ok(DeviceSettings {
+            host: self.audio_host.clone(),
+            buffer_frames: self.device_buffer,
+            latency,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    /// Audio host API to list [default: as `run` would choose].
+    #[arg(long, value_name = "HOST")]
+    audio_host: Option<String>,
+}
+
+pub fn devices(args: &DevicesArgs) -> anyhow::Result<()> {
+    let host = device::host(args.audio_host.as_deref())?;
+    println!(
+        "audio host: {} (built in: {}; choose with --audio-host)",
+        host.id().name(),
+        device::host_names().join(", ")
+    );
+    for direction in [Direction::Input, Direction::Output] {
+        let infos = device::list(&host, direction)?;
+        println!("audio {}s:", direction.noun());
+        if infos.is_empty() {
+            println!("  (none)");
+        }
+        for info in &infos {
+            print_device(info);
+        }
+    }
+    println!(
+        "use: --audio-in device:NAME, --audio-out device:NAME (NAME: any part of the \
+         name or the description, any case; `default` for the default)"
+    );
+    println!("cameras: not supported yet");
+    Ok(())
+}
+
+fn print_device(info: &DeviceInfo) {
+    let default = if info.is_default { "  [default]" } else { "" };
+    if info.description.is_empty() || info.description == info.id {
+        println!("  {}{default}", info.id);
+    } else {
+        println!("  {}  \"{}\"{default}", info.id, info.description);
+    }
+    for format in &info.formats {
+        println!("      {format}");
+    }
+}
