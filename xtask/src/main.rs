@@ -39,10 +39,24 @@ const JS_GUESTS: &[(&str, &str, &str)] =
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// Debian packages the tests use to make and check media.
-const TEST_PACKAGES: &[(&str, &str)] =
-    &[("sox", "sox"), ("ffmpeg", "ffmpeg"), ("ffprobe", "ffmpeg")];
+/// Tools the tests use, and the Debian packages that have them: media
+/// makers and checkers, and a sound server with its clients for the live
+/// audio tests.
+const TEST_PACKAGES: &[(&str, &str)] = &[
+    ("sox", "sox"),
+    ("ffmpeg", "ffmpeg"),
+    ("ffprobe", "ffmpeg"),
+    ("pulseaudio", "pulseaudio"),
+    ("pactl", "pulseaudio-utils"),
+    ("parecord", "pulseaudio-utils"),
+];
+
+/// Libraries the host links (cpal's ALSA backend), found by pkg-config.
+const BUILD_PACKAGES: &[(&str, &str)] = &[("alsa", "libasound2-dev")];
 
 type Result<T = ()> = std::result::Result<T, String>;
+
+mod sound;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -133,14 +147,24 @@ fn setup(media_tools: bool) -> Result {
     if !has_target {
         run(Command::new("rustup").args(["target", "add", WASM_TARGET]))?;
     }
-    if !media_tools {
-        return Ok(());
-    }
-    let mut missing: Vec<&str> = TEST_PACKAGES
+    let has_pkg_config = on_path("pkg-config");
+    let mut missing: Vec<&str> = BUILD_PACKAGES
         .iter()
-        .filter(|(tool, _)| !on_path(tool))
+        .filter(|(lib, _)| !has_pkg_config || !pkg_config_has(lib))
         .map(|(_, pkg)| *pkg)
         .collect();
+    if !has_pkg_config {
+        missing.push("pkg-config");
+    }
+    if media_tools {
+        missing.extend(
+            TEST_PACKAGES
+                .iter()
+                .filter(|(tool, _)| !on_path(tool))
+                .map(|(_, pkg)| *pkg),
+        );
+    }
+    missing.sort_unstable();
     missing.dedup();
     if missing.is_empty() {
         return Ok(());
@@ -151,7 +175,7 @@ fn setup(media_tools: bool) -> Result {
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
     if !is_root || !on_path("apt-get") {
         return Err(format!(
-            "the tests need {} (to make and check media); install them, e.g. `sudo apt-get install {}`",
+            "building and testing need {}; install them, e.g. `sudo apt-get install {}`",
             missing.join(", "),
             missing.join(" ")
         ));
@@ -255,9 +279,22 @@ fn is_newer_than_all(output: &Path, inputs: &[PathBuf]) -> bool {
 fn test() -> Result {
     setup(true)?;
     guests()?;
+    // The live-audio tests run against a real sound server of our own,
+    // stopped (by PID) when this function returns.
+    let server = sound::SoundServer::start(&target_dir())?;
     // Release only: wasmtime and Cranelift are built once for tests, demo
     // and benches.
-    cargo_with_guests(&["test", "--release", "-p", "sandstream"])
+    run(cargo_command(&["test", "--release", "-p", "sandstream"])
+        .env("SANDSTREAM_GUESTS_DIR", target_dir().join("guests"))
+        .env("SANDSTREAM_LIVE_AUDIO", "1")
+        .envs(server.environment()))
+}
+
+fn pkg_config_has(library: &str) -> bool {
+    Command::new("pkg-config")
+        .args(["--exists", library])
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn lint() -> Result {

@@ -5,6 +5,7 @@
 //! with its own capture time.
 
 use super::DeviceStatus;
+use super::status::{PresenceCheck, Watchdog};
 use crate::clock;
 use crate::media::{AudioBlock, AudioFormat, BufferPool, Item};
 use crate::pipeline::{Feed, RunControl};
@@ -50,6 +51,7 @@ pub fn capture_ring(
             stamp: None,
             shared,
             name,
+            watchdog: Watchdog::new(None),
         },
     )
 }
@@ -75,6 +77,8 @@ impl CaptureSide {
         if frames == 0 {
             return;
         }
+        // Counted before the overrun check: a device that delivers is there.
+        self.shared.callbacks.fetch_add(1, Relaxed);
         if self.samples.slots() < samples.len() || self.stamps.is_full() {
             self.shared.overruns.fetch_add(1, Relaxed);
             self.shared.frames_lost.fetch_add(frames as u64, Relaxed);
@@ -110,9 +114,16 @@ pub struct CaptureFeed {
     stamp: Option<Stamp>,
     shared: Arc<DeviceStatus>,
     name: String,
+    watchdog: Watchdog,
 }
 
 impl CaptureFeed {
+    /// Checks the device is still there when its callbacks stop.
+    pub fn watched_by(mut self, check: PresenceCheck) -> Self {
+        self.watchdog = Watchdog::new(Some(check));
+        self
+    }
+
     /// The next whole block if the ring holds one; never waits.
     pub fn take_block(&mut self, pool: &BufferPool<f32>) -> Option<AudioBlock> {
         let _hot = rt::hot();
@@ -173,6 +184,7 @@ impl Feed<AudioBlock> for CaptureFeed {
             if let Some(block) = self.take_block(pool) {
                 return Ok(Some(block));
             }
+            self.watchdog.check(&self.shared);
             if let Some(error) = self.shared.disconnected(&self.name) {
                 return Err(error.into());
             }

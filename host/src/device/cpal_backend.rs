@@ -2,6 +2,7 @@
 //! finding devices by name, negotiating a format, and opening capture and
 //! playback streams whose callbacks feed our rings.
 
+use super::status::PresenceCheck;
 use super::{
     CaptureFeed, DeviceError, DeviceStatus, Direction, PlaybackBudget, PlaybackSink, capture_ring,
     capture_time_ns, playback_ring,
@@ -452,6 +453,7 @@ pub fn open_input(
     // (counted), the latency budget downstream keeps the rest bounded.
     let capacity = (format.sample_rate as usize).max(4 * block_frames);
     let (mut side, feed) = capture_ring(format, capacity, block_frames, label.clone());
+    let feed = feed.watched_by(presence_check(host, Direction::Input, &id));
     let status = side.status();
     let error_label = label.clone();
     let stream = device
@@ -468,6 +470,22 @@ pub fn open_input(
         .map_err(|e| backend(&label, &e))?;
     stream.play().map_err(|e| backend(&label, &e))?;
     Ok(DeviceCapture { feed, stream })
+}
+
+/// Whether the device `id` is still listed: some hosts (cpal's PulseAudio)
+/// never report a removed device, its callbacks just stop.
+fn presence_check(host: &cpal::Host, direction: Direction, id: &str) -> PresenceCheck {
+    let (host_id, id) = (host.id(), id.to_string());
+    Box::new(move || {
+        let Ok(host) = cpal::host_from_id(host_id) else {
+            return false;
+        };
+        devices(&host, direction).is_ok_and(|found| {
+            found
+                .iter()
+                .any(|d| d.id().is_ok_and(|found| found.id() == id))
+        })
+    })
 }
 
 fn backend(device: &str, error: &cpal::Error) -> DeviceError {
@@ -519,6 +537,7 @@ pub fn open_output(
     let label = format!("device:{id}");
     let config = negotiate(&device, Direction::Output, &label, format, device_buffer)?;
     let (sink, mut side) = playback_ring(format, block_frames, budget, label.clone())?;
+    let sink = sink.watched_by(presence_check(host, Direction::Output, &id));
     let status = side.status();
     let delay = side.status();
     let error_label = label.clone();

@@ -8,6 +8,7 @@
 //! permanent delay (0.9–1.5 s).
 
 use super::DeviceStatus;
+use super::status::{PresenceCheck, Watchdog};
 use super::drift::DriftCorrector;
 use crate::clock;
 use crate::media::{AudioBlock, AudioFormat};
@@ -82,6 +83,7 @@ pub fn playback_ring(
             drift,
             status: status.clone(),
             name,
+            watchdog: Watchdog::new(None),
         },
         PlaybackSide {
             ring: consumer,
@@ -105,9 +107,16 @@ pub struct PlaybackSink {
     drift: DriftCorrector,
     status: Arc<DeviceStatus>,
     name: String,
+    watchdog: Watchdog,
 }
 
 impl PlaybackSink {
+    /// Checks the device is still there when its callbacks stop.
+    pub fn watched_by(mut self, check: PresenceCheck) -> Self {
+        self.watchdog = Watchdog::new(Some(check));
+        self
+    }
+
     /// Frames in the ring now.
     pub fn fill_frames(&self) -> usize {
         self.capacity_frames - self.ring.slots() / usize::from(self.format.channels)
@@ -130,6 +139,7 @@ impl PlaybackSink {
     /// When the device disconnected.
     pub fn push(&mut self, samples: &[f32]) -> anyhow::Result<()> {
         let _hot = rt::hot();
+        self.watchdog.check(&self.status);
         if let Some(error) = self.status.disconnected(&self.name) {
             return Err(error.into());
         }
@@ -227,6 +237,7 @@ impl PlaybackSide {
     /// little audio while playing is an underrun: the rest is silence.
     pub fn fill(&mut self, out: &mut [f32]) {
         let _hot = rt::hot();
+        self.status.callbacks.fetch_add(1, Relaxed);
         let ch = self.channels;
         let available = self.ring.slots();
         if !self.primed {
