@@ -19,6 +19,7 @@ use std::time::Duration;
 
 /// Run audio/video effects written as WebAssembly components.
 mod devices;
+mod virtual_mic;
 
 #[derive(Debug, Parser)]
 #[command(name = "sandstream", version, about, propagate_version = true)]
@@ -47,6 +48,10 @@ enum Command {
     Bench(BenchArgs),
     /// List audio inputs and outputs with their formats and the host API.
     Devices(DevicesArgs),
+    /// Create a virtual microphone other apps can pick (removed on
+    /// Ctrl-C, or kept with --keep); sandstream plays into it with
+    /// --audio-out device:NAME.
+    VirtualMic(virtual_mic::VirtualMicArgs),
 }
 
 #[derive(Debug, Args)]
@@ -312,6 +317,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check(args),
         Command::Bench(args) => bench(args),
         Command::Devices(args) => devices::devices(&args),
+        Command::VirtualMic(args) => virtual_mic::virtual_mic(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

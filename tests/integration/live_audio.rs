@@ -81,6 +81,36 @@ impl Drop for NullSink {
     }
 }
 
+/// A virtual microphone made by `sandstream virtual-mic --keep`, removed
+/// (by the same command) when dropped.
+struct VirtualMic {
+    name: String,
+}
+
+impl VirtualMic {
+    fn new() -> Self {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("vmic_{}_{n}", std::process::id());
+        let out = sandstream(&["virtual-mic", "--keep", "--name", &name]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains(&format!("--audio-out device:{name}")), "{said}");
+        Self { name }
+    }
+
+    /// The source apps list as a microphone.
+    fn microphone(&self) -> String {
+        format!("{}_mic", self.name)
+    }
+}
+
+impl Drop for VirtualMic {
+    fn drop(&mut self) {
+        let _ = sandstream(&["virtual-mic", "--remove", "--name", &self.name]);
+    }
+}
+
 /// A background client (player or recorder), killed when dropped.
 struct Client(Child);
 
@@ -178,11 +208,12 @@ fn a_tone_goes_from_the_microphone_through_gain_to_the_virtual_microphone() {
     }
     let dir = scratch("live-gain");
     let mic = NullSink::new("mic_feed", "MicFeed");
-    let virtual_mic = NullSink::new("virtual_mic", "VirtualMic");
+    let virtual_mic = VirtualMic::new();
     let recording = dir.join("recorded.wav");
     let processed = dir.join("processed.wav");
     let tone = tone_wav(&dir, 1000, 12);
-    let recorder = Client::record(&virtual_mic.monitor(), &recording);
+    // Recorded from the microphone apps see, not the sink's monitor.
+    let recorder = Client::record(&virtual_mic.microphone(), &recording);
     let player = Client::play(&tone, &mic.name);
     // Both null sinks start rendering in small blocks once low-latency
     // clients are on them (~2.5 s, FIELD-NOTES).
@@ -259,6 +290,30 @@ fn a_tone_goes_from_the_microphone_through_gain_to_the_virtual_microphone() {
         .expect("the report states the latency");
     eprintln!("capture -> virtual microphone latency: median {median} ms (512-frame buffers)");
     assert!(median > 0.0 && median < 500.0, "{median} ms");
+}
+
+#[test]
+fn virtual_mic_creates_a_listed_microphone_and_removes_it() {
+    if !live() {
+        return;
+    }
+    let name = format!("vmlife_{}", std::process::id());
+    let sources = || tool("pactl", &["list", "short", "sources"]);
+    let made = sandstream(&["virtual-mic", "--keep", "--name", &name]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let listed = sandstream(&["devices"]);
+    let text = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        text.contains(&format!("{name}_mic  \"Sandstream Microphone\"")),
+        "{text}"
+    );
+    let again = sandstream(&["virtual-mic", "--keep", "--name", &name]);
+    assert!(stderr(&again).contains("exists already"), "{}", stderr(&again));
+    let removed = sandstream(&["virtual-mic", "--remove", "--name", &name]);
+    assert!(removed.status.success(), "{}", stderr(&removed));
+    assert!(!sources().contains(&name), "{}", sources());
+    let bad = sandstream(&["virtual-mic", "--name", "a b"]);
+    assert!(stderr(&bad).contains("--name may use letters"), "{}", stderr(&bad));
 }
 
 #[test]
