@@ -26,7 +26,10 @@ fn live() -> bool {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    assert!(ok, "SANDSTREAM_LIVE_AUDIO is set but no sound server answers");
+    assert!(
+        ok,
+        "SANDSTREAM_LIVE_AUDIO is set but no sound server answers"
+    );
     true
 }
 
@@ -95,7 +98,10 @@ impl VirtualMic {
         let out = sandstream(&["virtual-mic", "--keep", "--name", &name]);
         assert!(out.status.success(), "{}", stderr(&out));
         let said = String::from_utf8_lossy(&out.stdout);
-        assert!(said.contains(&format!("--audio-out device:{name}")), "{said}");
+        assert!(
+            said.contains(&format!("--audio-out device:{name}")),
+            "{said}"
+        );
         Self { name }
     }
 
@@ -176,8 +182,22 @@ fn tone_wav(dir: &Path, hz: u32, seconds: u32) -> std::path::PathBuf {
     tool(
         "sox",
         &[
-            "-n", "-r", "48000", "-c", "2", "-b", "32", "-e", "floating-point", &s(&wav),
-            "synth", &seconds.to_string(), "sine", &hz.to_string(), "vol", "0.5",
+            "-n",
+            "-r",
+            "48000",
+            "-c",
+            "2",
+            "-b",
+            "32",
+            "-e",
+            "floating-point",
+            &s(&wav),
+            "synth",
+            &seconds.to_string(),
+            "sine",
+            &hz.to_string(),
+            "vol",
+            "0.5",
         ],
     );
     wav
@@ -256,14 +276,23 @@ fn a_tone_goes_from_the_microphone_through_gain_to_the_virtual_microphone() {
     assert!((hz - 1000.0).abs() < 0.5, "{hz} Hz captured");
     assert!((peak - 0.25).abs() < 0.005, "peak {peak} after gain 0.5");
     let captured_glitches = glitches(&written, 1000.0, 48_000);
-    assert!(captured_glitches <= 1, "{captured_glitches} glitches in capture");
+    assert!(
+        captured_glitches <= 1,
+        "{captured_glitches} glitches in capture"
+    );
 
     // What an app recording the virtual microphone got.
     let recorded = left(&read_wav(&recording));
     let heard = sounding(&recorded);
     let (hz, peak) = tone_of(heard, 48_000);
-    assert!((hz - 1000.0).abs() < 2.0, "{hz} Hz at the virtual microphone");
-    assert!((peak - 0.25).abs() < 0.01, "peak {peak} at the virtual microphone");
+    assert!(
+        (hz - 1000.0).abs() < 2.0,
+        "{hz} Hz at the virtual microphone"
+    );
+    assert!(
+        (peak - 0.25).abs() < 0.01,
+        "peak {peak} at the virtual microphone"
+    );
     // Samples neither lost nor duplicated beyond what the report counts:
     // the tone lasts as long as what the guest produced, within the
     // frames dropped for latency and 50 ms (start/stop edges, drift
@@ -308,12 +337,20 @@ fn virtual_mic_creates_a_listed_microphone_and_removes_it() {
         "{text}"
     );
     let again = sandstream(&["virtual-mic", "--keep", "--name", &name]);
-    assert!(stderr(&again).contains("exists already"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("exists already"),
+        "{}",
+        stderr(&again)
+    );
     let removed = sandstream(&["virtual-mic", "--remove", "--name", &name]);
     assert!(removed.status.success(), "{}", stderr(&removed));
     assert!(!sources().contains(&name), "{}", sources());
     let bad = sandstream(&["virtual-mic", "--name", "a b"]);
-    assert!(stderr(&bad).contains("--name may use letters"), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("--name may use letters"),
+        "{}",
+        stderr(&bad)
+    );
 }
 
 #[test]
@@ -357,8 +394,9 @@ fn an_unknown_device_fails_listing_the_devices_that_exist() {
     );
     assert_eq!(ran.code, Some(1));
     assert!(
-        ran.log
-            .contains("no audio input matches `no such microphone` on PulseAudio; audio inputs there:"),
+        ran.log.contains(
+            "no audio input matches `no such microphone` on PulseAudio; audio inputs there:"
+        ),
         "{}",
         ran.log
     );

@@ -1,15 +1,17 @@
 //! Project tasks: `cargo xtask <task>`. No dependencies, so it builds in
 //! seconds before anything else.
 //!
-//! - `setup`: install what builds and tests need (wasm target; sox and
-//!   ffmpeg through apt-get when run as root).
+//! - `setup`: install what builds and tests need (wasm target; ALSA
+//!   headers, sox, ffmpeg and PulseAudio through apt-get when run as root).
 //! - `guests`: build every guest (examples and test guests) to
 //!   `target/guests/<name>.wasm`; the JavaScript example through npm and
 //!   ComponentizeJS (`npm ci` into its directory, once).
-//! - `test`: setup, guests, then every test of the workspace.
+//! - `test`: setup, guests, then every test of the workspace, with a
+//!   private PulseAudio server for the live-audio tests.
 //! - `lint`: rustfmt and clippy (-D warnings) on host and guests.
 //! - `demo`: build, then run the A/V example over the test pattern and a
-//!   tone into `demo-out/`.
+//!   tone into `demo-out/`; with a sound server, also live: a "microphone"
+//!   through `gain` into a virtual microphone, recorded as an app would.
 //! - `bench`: the criterion benchmarks.
 
 use std::path::{Path, PathBuf};
@@ -360,6 +362,104 @@ fn demo() -> Result {
          snapshot.png the last frame",
         guest.display(),
         out.display()
+    );
+    live_demo(&binary, &out)
+}
+
+/// The product's main job, where a sound server runs: a tone played into
+/// a "microphone" (a null sink), through the gain example, into a virtual
+/// microphone, recorded from it as a video-call app would.
+fn live_demo(binary: &Path, out: &Path) -> Result {
+    let reachable = Command::new("pactl")
+        .arg("info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !reachable {
+        println!(
+            "\nLive demo skipped: no sound server answers. On a desktop, PulseAudio or PipeWire\n\
+             runs already; elsewhere start one (`pulseaudio --start`) and run `cargo xtask demo`\n\
+             again. Then try it yourself:\n  \
+             sandstream devices\n  \
+             sandstream virtual-mic\n  \
+             sandstream run target/guests/gain.wasm --set gain=0.5 --audio-in device:default \\\n    \
+             --audio-out device:sandstream"
+        );
+        return Ok(());
+    }
+    let name = "sandstream_demo";
+    let pactl = |args: &[&str]| -> Result<String> {
+        let output = Command::new("pactl")
+            .args(args)
+            .output()
+            .map_err(|e| format!("pactl: {e}"))?;
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    };
+    let feed = pactl(&[
+        "load-module",
+        "module-null-sink",
+        "sink_name=sandstream_demo_feed",
+        "sink_properties=device.description=DemoMicrophone",
+    ])?;
+    let _ = Command::new(binary)
+        .args(["virtual-mic", "--remove", "--name", name])
+        .output();
+    run(Command::new(binary).args(["virtual-mic", "--keep", "--name", name]))?;
+    let tone = out.join("live-input.wav");
+    run(Command::new("sox")
+        .args(["-n", "-r", "48000", "-c", "2"])
+        .arg(&tone)
+        .args(["synth", "8", "sine", "440", "vol", "0.5"]))?;
+    let recording = out.join("live-virtual-mic.wav");
+    let spawn = |program: &str, args: &[String]| {
+        Command::new(program)
+            .args(args)
+            .spawn()
+            .map_err(|e| format!("{program}: {e}"))
+    };
+    let mut recorder = spawn(
+        "parecord",
+        &[
+            format!("--device={name}_mic"),
+            "--latency-msec=20".into(),
+            "--file-format=wav".into(),
+            recording.display().to_string(),
+        ],
+    )?;
+    let mut player = spawn(
+        "paplay",
+        &[
+            "--device=sandstream_demo_feed".into(),
+            "--latency-msec=100".into(),
+            tone.display().to_string(),
+        ],
+    )?;
+    // Null sinks render in big blocks until low-latency clients settle.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let result = run(Command::new(binary)
+        .arg("run")
+        .arg(target_dir().join("guests").join("gain.wasm"))
+        .args(["--set", "gain=0.5", "--duration", "4"])
+        .args(["--audio-in", "device:DemoMicrophone"])
+        .args(["--audio-out", &format!("device:{name}")]));
+    let _ = player.kill();
+    // SIGINT lets parecord complete its WAV header.
+    let _ = Command::new("kill")
+        .args(["-INT", &recorder.id().to_string()])
+        .status();
+    let _ = recorder.wait();
+    let _ = player.wait();
+    let _ = Command::new(binary)
+        .args(["virtual-mic", "--remove", "--name", name])
+        .output();
+    let _ = pactl(&["unload-module", &feed]);
+    result?;
+    println!(
+        "\nLive demo done: a 440 Hz tone played into a \"microphone\" went through the gain\n\
+         example (gain 0.5) into the virtual microphone \"Sandstream Microphone\", and was\n\
+         recorded from it as a video-call app would: {}",
+        recording.display()
     );
     Ok(())
 }

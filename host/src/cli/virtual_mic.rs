@@ -73,7 +73,10 @@ fn create(args: &VirtualMicArgs) -> anyhow::Result<()> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     {
-        bail!("--name may use letters, digits, '_' and '-' only, got `{}`", args.name);
+        bail!(
+            "--name may use letters, digits, '_' and '-' only, got `{}`",
+            args.name
+        );
     }
     if !modules_of(&args.name)?.is_empty() {
         bail!(
@@ -86,7 +89,10 @@ fn create(args: &VirtualMicArgs) -> anyhow::Result<()> {
     // Module arguments nest: the property list in single quotes, the
     // description in double quotes inside it.
     let properties = |text: &str| {
-        let clean: String = text.chars().filter(|c| !matches!(c, '"' | '\'' | '\\')).collect();
+        let clean: String = text
+            .chars()
+            .filter(|c| !matches!(c, '"' | '\'' | '\\'))
+            .collect();
         format!("'device.description=\"{clean}\"'")
     };
     let sink_description = format!("{} (sandstream output)", args.description);

@@ -8,8 +8,8 @@
 //! permanent delay (0.9–1.5 s).
 
 use super::DeviceStatus;
-use super::status::{PresenceCheck, Watchdog};
 use super::drift::DriftCorrector;
+use super::status::{PresenceCheck, Watchdog};
 use crate::clock;
 use crate::media::{AudioBlock, AudioFormat};
 use crate::metrics::StreamCounters;
