@@ -13,6 +13,8 @@
 //!   tone into `demo-out/`; with a sound server, also live: a "microphone"
 //!   through `gain` into a virtual microphone, recorded as an app would.
 //! - `bench`: the criterion benchmarks.
+//! - `live-bench [SECONDS]`: glitches and latency of live runs through a
+//!   private PulseAudio at 128/256/512-frame buffers (default 60 s each).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -58,6 +60,7 @@ const BUILD_PACKAGES: &[(&str, &str)] = &[("alsa", "libasound2-dev")];
 
 type Result<T = ()> = std::result::Result<T, String>;
 
+mod live_bench;
 mod sound;
 
 fn main() -> ExitCode {
@@ -69,11 +72,12 @@ fn main() -> ExitCode {
         "test" => test(),
         "lint" => setup(false).and_then(|()| lint()),
         "demo" => demo(),
+        "live-bench" => live_bench_task(args.get(1)),
         "bench" => setup(false).and_then(|()| guests()).and_then(|()| {
             cargo_with_guests(&["bench", "-p", "sandstream", "--bench", "roundtrip"])
         }),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <setup|guests|test|lint|demo|bench>");
+            println!("usage: cargo xtask <setup|guests|test|lint|demo|bench|live-bench [SECONDS]>");
             Ok(())
         }
         other => Err(format!(
@@ -290,6 +294,24 @@ fn test() -> Result {
         .env("SANDSTREAM_GUESTS_DIR", target_dir().join("guests"))
         .env("SANDSTREAM_LIVE_AUDIO", "1")
         .envs(server.environment()))
+}
+
+fn live_bench_task(seconds: Option<&String>) -> Result {
+    let seconds = match seconds {
+        Some(text) => text
+            .parse()
+            .map_err(|_| format!("live-bench takes whole seconds, got `{text}`"))?,
+        None => 60,
+    };
+    setup(true)?;
+    guests()?;
+    cargo(&["build", "--release", "--quiet", "-p", "sandstream"])?;
+    live_bench::live_bench(
+        &target_dir(),
+        &target_dir().join("release").join("sandstream"),
+        &target_dir().join("guests").join("gain.wasm"),
+        seconds,
+    )
 }
 
 fn pkg_config_has(library: &str) -> bool {

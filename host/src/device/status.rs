@@ -111,7 +111,7 @@ impl Watchdog {
         self.last_check_ns = now;
         // Asking the sound system allocates: it is not a hot-path step
         // but a rare one, on the pipeline's side.
-        if !crate::rt::outside_hot(|| check()) {
+        if !crate::rt::outside_hot(check) {
             status.disconnect("it is no longer listed by the sound system".to_string());
         }
     }
