@@ -516,7 +516,7 @@ fn builder_from_args(args: RunArgs) -> anyhow::Result<StreamerBuilder> {
     let mut sandbox = sandbox_policy(&args.sandbox, &file)?;
     sandbox.load = args.load.limits(&file)?;
     Ok(builder
-        .devices(args.devices.settings()?)
+        .devices(args.devices.settings(&file)?)
         .sandbox(sandbox)
         .realtime(args.realtime || file.realtime.unwrap_or(false)))
 }

@@ -314,6 +314,34 @@ fn live_bench_task(seconds: Option<&String>) -> Result {
     )
 }
 
+/// The library without its `cli` feature must not pull in the CLI's crates.
+fn library_stays_lean() -> Result {
+    let output = cargo_command(&[
+        "tree",
+        "-p",
+        "sandstream",
+        "--no-default-features",
+        "-e",
+        "normal",
+        "--prefix",
+        "none",
+    ])
+    .current_dir(root())
+    .output()
+    .map_err(|e| format!("cargo tree: {e}"))?;
+    let tree = String::from_utf8_lossy(&output.stdout);
+    let leaked: Vec<&str> = ["clap ", "ctrlc ", "tracing-subscriber "]
+        .into_iter()
+        .filter(|name| tree.lines().any(|line| line.starts_with(name)))
+        .collect();
+    if !output.status.success() || !leaked.is_empty() {
+        return Err(format!(
+            "the sandstream library must not depend on {leaked:?} without its `cli` feature"
+        ));
+    }
+    Ok(())
+}
+
 fn pkg_config_has(library: &str) -> bool {
     Command::new("pkg-config")
         .args(["--exists", library])
@@ -323,6 +351,7 @@ fn pkg_config_has(library: &str) -> bool {
 
 fn lint() -> Result {
     cargo(&["fmt", "--all", "--", "--check"])?;
+    library_stays_lean()?;
     cargo(&[
         "clippy",
         "--release",

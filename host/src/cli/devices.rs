@@ -2,6 +2,7 @@
 //! formats and the host API, and the device flags of `run`.
 
 use clap::Args;
+use sandstream::config_file::ConfigFile;
 use sandstream::device::{self, DeviceInfo, Direction};
 use sandstream::pipeline::DeviceSettings;
 use std::time::Duration;
@@ -25,13 +26,15 @@ pub struct DeviceArgs {
 }
 
 impl DeviceArgs {
-    pub fn settings(&self) -> anyhow::Result<DeviceSettings> {
-        if let Some(frames) = self.device_buffer
+    /// The settings from flags, else from the run's config file.
+    pub fn settings(&self, file: &ConfigFile) -> anyhow::Result<DeviceSettings> {
+        let device_buffer = self.device_buffer.or(file.device_buffer);
+        if let Some(frames) = device_buffer
             && !(16..=65_536).contains(&frames)
         {
             anyhow::bail!("--device-buffer must be between 16 and 65536 frames, got {frames}");
         }
-        let latency = match self.latency {
+        let latency = match self.latency.or(file.latency) {
             None => None,
             Some(ms) if ms.is_finite() && (5.0..=10_000.0).contains(&ms) => {
                 Some(Duration::from_secs_f64(ms / 1000.0))
@@ -39,8 +42,8 @@ impl DeviceArgs {
             Some(ms) => anyhow::bail!("--latency must be between 5 and 10000 ms, got {ms}"),
         };
         Ok(DeviceSettings {
-            host: self.audio_host.clone(),
-            buffer_frames: self.device_buffer,
+            host: self.audio_host.clone().or_else(|| file.audio_host.clone()),
+            buffer_frames: device_buffer,
             latency,
         })
     }
