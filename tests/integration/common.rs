@@ -223,29 +223,26 @@ pub fn measured_at(level: &str, args: &[&str], stdin: &[u8]) -> Ran {
 /// A 1 s, 1 kHz stereo sine at half scale (48 kHz, float), made by sox in a
 /// directory of its own.
 pub fn sine_wav(test: &str) -> PathBuf {
-    let wav = scratch(test).join("sine.wav");
-    let path = s(&wav);
-    tool(
-        "sox",
-        &[
-            "-n",
-            "-r",
-            "48000",
-            "-c",
-            "2",
-            "-b",
-            "32",
-            "-e",
-            "floating-point",
-            &path,
-            "synth",
-            "1",
-            "sine",
-            "1000",
-            "vol",
-            "0.5",
-        ],
-    );
+    sine_wav_in(&scratch(test), 1000, 1)
+}
+
+/// A stereo float WAV of a `hz` sine at half scale, `seconds` long, in `dir`.
+pub fn sine_wav_in(dir: &Path, hz: u32, seconds: u32) -> PathBuf {
+    let wav = dir.join(format!("sine{hz}.wav"));
+    let (seconds, hz) = (seconds.to_string(), hz.to_string());
+    let format = ["-r", "48000", "-c", "2", "-b", "32", "-e", "floating-point"];
+    let mut args = vec!["-n"];
+    args.extend(format);
+    args.extend([
+        wav.to_str().unwrap(),
+        "synth",
+        &seconds,
+        "sine",
+        &hz,
+        "vol",
+        "0.5",
+    ]);
+    tool("sox", &args);
     wav
 }
 

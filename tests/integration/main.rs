@@ -13,7 +13,6 @@ mod fake_device;
 mod forged;
 mod hostile;
 mod interrupt;
-mod live_audio;
 mod live_commands;
 mod malformed;
 mod mapped;

@@ -358,7 +358,11 @@ fn negotiate(
         None => Err(DeviceError::FormatUnsupported {
             device: name.to_string(),
             wanted: format!("f32 {format} with a {device_buffer}-frame buffer"),
-            supported: ranges.iter().map(describe_config).collect(),
+            supported: if ranges.len() <= 8 {
+                ranges.iter().map(describe_config).collect()
+            } else {
+                formats(device, direction)
+            },
         }),
     }
 }

@@ -8,7 +8,7 @@
 //! a thread of their own against the host clock (`spawn`), as a device's
 //! callback thread would.
 
-use super::{CaptureSide, PlaybackSide};
+use super::{CaptureSide, DeviceStatus, PlaybackSide};
 use crate::clock;
 use crate::media::AudioFormat;
 use std::sync::Arc;
@@ -62,6 +62,8 @@ struct Schedule {
     script: FakeScript,
     /// Host time at device time zero.
     start_ns: u64,
+    /// Host time the next callback comes.
+    due_ns: u64,
     frames_done: u64,
     callbacks_done: usize,
     rng: u64,
@@ -76,14 +78,37 @@ struct Due {
 
 impl Schedule {
     fn new(script: FakeScript, start_ns: u64) -> Self {
-        Self {
+        let mut schedule = Self {
             script,
             start_ns,
+            due_ns: 0,
             frames_done: 0,
             callbacks_done: 0,
             rng: 0x5eed_cafe,
             disconnected: false,
+        };
+        schedule.due_ns = schedule.next_due_ns();
+        schedule
+    }
+
+    /// Makes every callback due by host time `now_ns`; false once the
+    /// device has disconnected (which `status` is then told).
+    fn run_until(
+        &mut self,
+        now_ns: u64,
+        status: &DeviceStatus,
+        mut callback: impl FnMut(&Due, &FakeScript, u64),
+    ) -> bool {
+        while let Some(due) = self.take_due(now_ns, self.due_ns) {
+            let capture_ns = self.host_ns(due.first_frame);
+            callback(&due, &self.script, capture_ns);
+            self.due_ns = self.next_due_ns();
         }
+        if self.disconnected {
+            status.disconnect("the fake device was unplugged".to_string());
+            return false;
+        }
+        true
     }
 
     fn max_callback(&self) -> usize {
@@ -159,66 +184,79 @@ impl Schedule {
     }
 }
 
+/// A fake device half, driven on a thread of its own.
+trait Driven: Send + 'static {
+    fn due_ns(&self) -> u64;
+    fn run_until(&mut self, now_ns: u64) -> bool;
+}
+
+/// Makes the device's callbacks against the host clock until `stop` is
+/// set or it disconnects.
+fn drive(device: &mut impl Driven, stop: &AtomicBool) {
+    while !stop.load(Relaxed) {
+        clock::sleep_until_ns(device.due_ns().min(clock::now_ns() + 20_000_000));
+        if !device.run_until(clock::now_ns()) {
+            break;
+        }
+    }
+}
+
 /// The capture half of a fake device.
 pub struct FakeCapture {
     schedule: Schedule,
     side: CaptureSide,
     signal: Vec<f32>,
-    next_due_ns: u64,
 }
 
 impl FakeCapture {
     /// A fake microphone whose device time zero is host time `start_ns`.
     pub fn new(script: FakeScript, side: CaptureSide, start_ns: u64) -> Self {
-        let mut schedule = Schedule::new(script, start_ns);
+        let schedule = Schedule::new(script, start_ns);
         let channels = usize::from(schedule.script.format.channels);
         let signal = vec![0.0; schedule.max_callback() * channels];
-        let next_due_ns = schedule.next_due_ns();
         Self {
             schedule,
             side,
             signal,
-            next_due_ns,
         }
     }
 
     /// Runs every callback due by host time `now_ns`; false once the
     /// device has disconnected.
     pub fn run_until(&mut self, now_ns: u64) -> bool {
-        while let Some(due) = self.schedule.take_due(now_ns, self.next_due_ns) {
-            let format = self.schedule.script.format;
-            let channels = usize::from(format.channels);
-            let step = std::f64::consts::TAU * f64::from(self.schedule.script.tone_hz)
-                / f64::from(format.sample_rate);
-            let samples = &mut self.signal[..due.frames * channels];
+        let Self {
+            schedule,
+            side,
+            signal,
+        } = self;
+        let status = side.status();
+        schedule.run_until(now_ns, &status, |due, script, capture_ns| {
+            let channels = usize::from(script.format.channels);
+            let step = std::f64::consts::TAU * f64::from(script.tone_hz)
+                / f64::from(script.format.sample_rate);
+            let samples = &mut signal[..due.frames * channels];
             for (i, frame) in samples.chunks_exact_mut(channels).enumerate() {
                 let phase = step * (due.first_frame + i as u64) as f64;
                 frame.fill((0.5 * phase.sin()) as f32);
             }
-            let capture_ns = self.schedule.host_ns(due.first_frame);
-            self.side.push(samples, capture_ns);
-            self.next_due_ns = self.schedule.next_due_ns();
-        }
-        if self.schedule.disconnected {
-            self.side
-                .status()
-                .disconnect("the fake device was unplugged".to_string());
-            return false;
-        }
-        true
+            side.push(samples, capture_ns);
+        })
     }
 
     /// Runs the device on its own thread against the host clock until
     /// `stop` is set or it disconnects.
     pub fn spawn(mut self, stop: Arc<AtomicBool>) -> JoinHandle<()> {
-        std::thread::spawn(move || {
-            while !stop.load(Relaxed) {
-                clock::sleep_until_ns(self.next_due_ns.min(clock::now_ns() + 20_000_000));
-                if !self.run_until(clock::now_ns()) {
-                    break;
-                }
-            }
-        })
+        std::thread::spawn(move || drive(&mut self, &stop))
+    }
+}
+
+impl Driven for FakeCapture {
+    fn due_ns(&self) -> u64 {
+        self.schedule.due_ns
+    }
+
+    fn run_until(&mut self, now_ns: u64) -> bool {
+        FakeCapture::run_until(self, now_ns)
     }
 }
 
@@ -227,7 +265,6 @@ pub struct FakePlayback {
     schedule: Schedule,
     side: PlaybackSide,
     out: Vec<f32>,
-    next_due_ns: u64,
     recording: Option<Vec<f32>>,
 }
 
@@ -235,15 +272,13 @@ impl FakePlayback {
     /// A fake speaker whose device time zero is host time `start_ns`;
     /// with `record`, it keeps everything it played.
     pub fn new(script: FakeScript, side: PlaybackSide, start_ns: u64, record: bool) -> Self {
-        let mut schedule = Schedule::new(script, start_ns);
+        let schedule = Schedule::new(script, start_ns);
         let channels = usize::from(schedule.script.format.channels);
         let out = vec![0.0; schedule.max_callback() * channels];
-        let next_due_ns = schedule.next_due_ns();
         Self {
             schedule,
             side,
             out,
-            next_due_ns,
             recording: record.then(Vec::new),
         }
     }
@@ -251,22 +286,20 @@ impl FakePlayback {
     /// Runs every callback due by host time `now_ns`; false once the
     /// device has disconnected.
     pub fn run_until(&mut self, now_ns: u64) -> bool {
-        while let Some(due) = self.schedule.take_due(now_ns, self.next_due_ns) {
-            let channels = usize::from(self.schedule.script.format.channels);
-            let out = &mut self.out[..due.frames * channels];
-            self.side.fill(out);
-            if let Some(recording) = &mut self.recording {
+        let Self {
+            schedule,
+            side,
+            out,
+            recording,
+        } = self;
+        let status = side.status();
+        schedule.run_until(now_ns, &status, |due, script, _| {
+            let out = &mut out[..due.frames * usize::from(script.format.channels)];
+            side.fill(out);
+            if let Some(recording) = recording {
                 recording.extend_from_slice(out);
             }
-            self.next_due_ns = self.schedule.next_due_ns();
-        }
-        if self.schedule.disconnected {
-            self.side
-                .status()
-                .disconnect("the fake device was unplugged".to_string());
-            return false;
-        }
-        true
+        })
     }
 
     /// What it played so far (empty without `record`).
@@ -281,14 +314,19 @@ impl FakePlayback {
     /// `stop` is set or it disconnects; returns what it played.
     pub fn spawn(mut self, stop: Arc<AtomicBool>) -> JoinHandle<Vec<f32>> {
         std::thread::spawn(move || {
-            while !stop.load(Relaxed) {
-                clock::sleep_until_ns(self.next_due_ns.min(clock::now_ns() + 20_000_000));
-                if !self.run_until(clock::now_ns()) {
-                    break;
-                }
-            }
+            drive(&mut self, &stop);
             self.recording.unwrap_or_default()
         })
+    }
+}
+
+impl Driven for FakePlayback {
+    fn due_ns(&self) -> u64 {
+        self.schedule.due_ns
+    }
+
+    fn run_until(&mut self, now_ns: u64) -> bool {
+        FakePlayback::run_until(self, now_ns)
     }
 }
 

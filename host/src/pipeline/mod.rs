@@ -864,28 +864,13 @@ impl Streamer {
         let mut threads = Vec::new();
 
         // Reader -> [processor] -> [sync] -> writer, per stream.
-        let audio = match self.audio {
-            Some(plan) => Some(launch(
-                plan,
-                world.processes_audio(),
-                use_sync,
-                timing,
-                &run,
-                &mut threads,
-            )?),
-            None => None,
-        };
-        let video = match self.video {
-            Some(plan) => Some(launch(
-                plan,
-                world.processes_video(),
-                use_sync,
-                timing,
-                &run,
-                &mut threads,
-            )?),
-            None => None,
-        };
+        let wiring = (use_sync, timing, &run);
+        let audio = (self.audio)
+            .map(|plan| launch(plan, world.processes_audio(), wiring, &mut threads))
+            .transpose()?;
+        let video = (self.video)
+            .map(|plan| launch(plan, world.processes_video(), wiring, &mut threads))
+            .transpose()?;
         let (audio_lane, audio_to_sync, audio_writer) = Launched::parts(audio);
         let (video_lane, video_to_sync, video_writer) = Launched::parts(video);
 
@@ -990,9 +975,7 @@ impl<I: Item> Launched<I> {
 fn launch<I: GuestCall>(
     plan: StreamPlan<I>,
     processed: bool,
-    use_sync: bool,
-    timing: Timing,
-    run: &Arc<RunControl>,
+    (use_sync, timing, run): (bool, Timing, &Arc<RunControl>),
     threads: &mut Threads,
 ) -> anyhow::Result<Launched<I>> {
     use crate::media::StreamFormat as _;
