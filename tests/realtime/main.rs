@@ -34,6 +34,19 @@ fn wait_for_blocks(stats: &sandstream::pipeline::StatsHandle, blocks: u64) {
     }
 }
 
+/// Runs `streamer` until 50 blocks are out, then counts hot-section
+/// allocations over the next 250.
+fn hot_allocations(stream: sandstream::RunningStream) -> (u64, sandstream::Report) {
+    let stats = stream.stats_handle();
+    // Warm-up: pools filled, guest's first calls made, device started.
+    wait_for_blocks(&stats, 50);
+    rt::arm();
+    wait_for_blocks(&stats, 50 + 250);
+    let allocations = rt::disarm();
+    stream.stop();
+    (allocations, stream.wait().unwrap())
+}
+
 #[test]
 fn device_callbacks_and_the_steady_state_path_do_not_allocate() {
     let format = AudioFormat {
@@ -60,15 +73,87 @@ fn device_callbacks_and_the_steady_state_path_do_not_allocate() {
         .unwrap()
         .start()
         .unwrap();
-    let stats = stream.stats_handle();
-    // Warm-up: pools filled, guest's first calls made, device started.
-    wait_for_blocks(&stats, 50);
-    rt::arm();
-    wait_for_blocks(&stats, 50 + 250);
-    let allocations = rt::disarm();
-    stream.stop();
-    let report = stream.wait().unwrap();
+    let (allocations, report) = hot_allocations(stream);
     rig.stop();
+    assert_eq!(
+        allocations, 0,
+        "hot sections allocated {allocations} times in 250 blocks; {report}"
+    );
+}
+
+/// A null sink for the live test, removed when dropped.
+struct NullSink(String);
+
+impl NullSink {
+    fn new(name: &str) -> (Self, String) {
+        let out = std::process::Command::new("pactl")
+            .args(["load-module", "module-null-sink"])
+            .arg(format!("sink_name={name}"))
+            .args(["rate=48000", "channels=2", "format=float32le"])
+            .output()
+            .expect("pactl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let module = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (Self(module), name.to_string())
+    }
+}
+
+impl Drop for NullSink {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pactl")
+            .args(["unload-module", &self.0])
+            .status();
+    }
+}
+
+/// The same through cpal's real callback threads on the sound server
+/// `cargo xtask test` starts: our code on them allocates nothing either.
+#[test]
+fn real_device_callbacks_do_not_allocate_in_our_code() {
+    if std::env::var_os("SANDSTREAM_LIVE_AUDIO").is_none() {
+        eprintln!("skipped: run with `cargo xtask test` (needs its sound server)");
+        return;
+    }
+    let id = std::process::id();
+    let (_feed, feed_name) = NullSink::new(&format!("rt_feed_{id}"));
+    let (_out, out_name) = NullSink::new(&format!("rt_out_{id}"));
+    let host = sandstream::device::host(Some("pulseaudio")).unwrap();
+    let input = sandstream::device::open_input(
+        &host,
+        &format!("{feed_name}.monitor"),
+        None,
+        (None, None),
+        256,
+        256,
+    )
+    .unwrap();
+    let format = AudioFormat {
+        sample_rate: 48_000,
+        channels: 2,
+    };
+    let output = sandstream::device::open_output(
+        &host,
+        &out_name,
+        format,
+        256,
+        256,
+        PlaybackBudget::new(4800),
+    )
+    .unwrap();
+    let stream = Streamer::builder()
+        .guest_path(guest("gain"))
+        .block_frames(256)
+        .audio_feed(Box::new(input))
+        .audio_sink(Box::new(output))
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
+    let (allocations, report) = hot_allocations(stream);
     assert_eq!(
         allocations, 0,
         "hot sections allocated {allocations} times in 250 blocks; {report}"

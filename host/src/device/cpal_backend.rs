@@ -464,6 +464,7 @@ pub fn open_input(
         .build_input_stream::<f32, _, _>(
             config,
             move |data: &[f32], info: &cpal::InputCallbackInfo| {
+                let _hot = crate::rt::hot();
                 let stamp = info.timestamp();
                 let age = stamp.callback.duration_since(stamp.capture);
                 side.push(data, capture_time_ns(Some(age)));
@@ -549,6 +550,7 @@ pub fn open_output(
         .build_output_stream::<f32, _, _>(
             config,
             move |data: &mut [f32], info: &cpal::OutputCallbackInfo| {
+                let _hot = crate::rt::hot();
                 let stamp = info.timestamp();
                 let ahead = stamp.playback.duration_since(stamp.callback);
                 delay
