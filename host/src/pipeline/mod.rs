@@ -831,17 +831,16 @@ impl Streamer {
                 if sandbox.limiter { "on" } else { "off" }
             )
         });
+        let both = self.audio.is_some() && self.video.is_some();
+        let sync = if both {
+            format!(", A/V kept within {} ms", self.max_unsynced.as_millis())
+        } else {
+            String::new()
+        };
         lines.push(match self.clocking {
             Clocking::Offline => "offline: as fast as possible, media-time timestamps".to_string(),
-            Clocking::Paced | Clocking::Live => format!(
-                "{}, A/V kept within {} ms",
-                if self.clocking == Clocking::Live {
-                    "live"
-                } else {
-                    "real time"
-                },
-                self.max_unsynced.as_millis()
-            ),
+            Clocking::Paced => format!("real time: inputs paced to the clock{sync}"),
+            Clocking::Live => format!("live: paced by the devices{sync}"),
         });
         lines.join("\n")
     }
