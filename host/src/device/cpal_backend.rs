@@ -115,16 +115,33 @@ pub struct DeviceInfo {
     pub formats: Vec<String>,
 }
 
-/// The input or output devices of `host`, defaults first.
-///
-/// # Errors
-/// When the host cannot list its devices (a server gone away).
-pub fn list(host: &cpal::Host, direction: Direction) -> Result<Vec<DeviceInfo>, DeviceError> {
+/// A device as enumerated: what matching by name needs, without probing
+/// its formats (on ALSA that opens the device).
+struct Enumerated {
+    device: cpal::Device,
+    id: String,
+    description: String,
+    is_default: bool,
+}
+
+impl Enumerated {
+    /// "mic_feed.monitor (Monitor of MicFeed)"
+    fn label(&self) -> String {
+        if self.description.is_empty() || self.description == self.id {
+            self.id.clone()
+        } else {
+            format!("{} ({})", self.id, self.description)
+        }
+    }
+}
+
+/// The input or output devices of `host`, enumerated once, defaults first.
+fn enumerate(host: &cpal::Host, direction: Direction) -> Result<Vec<Enumerated>, DeviceError> {
     let default_id = default_device(host, direction).and_then(|d| d.id().ok());
     let found = devices(host, direction)?;
-    let mut infos: Vec<DeviceInfo> = quietly(host, || {
+    let mut all: Vec<Enumerated> = quietly(host, || {
         found
-            .iter()
+            .into_iter()
             .map(|device| {
                 let id = device
                     .id()
@@ -134,17 +151,36 @@ pub fn list(host: &cpal::Host, direction: Direction) -> Result<Vec<DeviceInfo>, 
                     .description()
                     .map(|d| d.name().to_string())
                     .unwrap_or_default();
-                DeviceInfo {
+                Enumerated {
                     is_default: default_id.as_ref().is_some_and(|d| d.id() == id),
-                    formats: formats(device, direction),
+                    device,
                     id,
                     description,
                 }
             })
             .collect()
     });
-    infos.sort_by_key(|info| !info.is_default);
-    Ok(infos)
+    all.sort_by_key(|found| !found.is_default);
+    Ok(all)
+}
+
+/// The input or output devices of `host` with their formats, defaults
+/// first.
+///
+/// # Errors
+/// When the host cannot list its devices (a server gone away).
+pub fn list(host: &cpal::Host, direction: Direction) -> Result<Vec<DeviceInfo>, DeviceError> {
+    let all = enumerate(host, direction)?;
+    Ok(quietly(host, || {
+        all.into_iter()
+            .map(|found| DeviceInfo {
+                formats: formats(&found.device, direction),
+                id: found.id,
+                description: found.description,
+                is_default: found.is_default,
+            })
+            .collect()
+    }))
 }
 
 fn devices(host: &cpal::Host, direction: Direction) -> Result<Vec<cpal::Device>, DeviceError> {
@@ -248,15 +284,6 @@ fn formats(device: &cpal::Device, direction: Direction) -> Vec<String> {
     lines
 }
 
-/// "mic_feed.monitor (Monitor of MicFeed)"
-fn label(info: &DeviceInfo) -> String {
-    if info.description.is_empty() || info.description == info.id {
-        info.id.clone()
-    } else {
-        format!("{} ({})", info.id, info.description)
-    }
-}
-
 /// Finds a device: `default`, or a case-insensitive match of `name` with
 /// a device's id or description — whole first, then as a substring.
 ///
@@ -267,34 +294,19 @@ pub fn find(
     direction: Direction,
     name: &str,
 ) -> Result<(cpal::Device, String), DeviceError> {
+    let all = enumerate(host, direction)?;
     let not_found = |available: Vec<String>| DeviceError::NotFound {
         direction,
         wanted: name.to_string(),
         host: host.id().name().to_string(),
         available,
     };
-    if name.eq_ignore_ascii_case("default") {
-        let device = default_device(host, direction).ok_or_else(|| {
-            let available = list(host, direction)
-                .map(|infos| infos.iter().map(label).collect())
-                .unwrap_or_default();
-            not_found(available)
-        })?;
-        let id = device
-            .id()
-            .map(|id| id.id().to_string())
-            .unwrap_or_default();
-        return Ok((device, id));
-    }
+    let labels = || all.iter().map(Enumerated::label).collect::<Vec<_>>();
     let wanted = name.to_lowercase();
-    let candidates = devices(host, direction)?;
-    let infos = list(host, direction)?;
-    let labels = |infos: &[DeviceInfo]| infos.iter().map(label).collect::<Vec<_>>();
-    let matching = |whole: bool| -> Vec<&DeviceInfo> {
-        infos
-            .iter()
-            .filter(|info| {
-                [&info.id, &info.description].iter().any(|text| {
+    let matching = |whole: bool| -> Vec<usize> {
+        (0..all.len())
+            .filter(|&i| {
+                [&all[i].id, &all[i].description].iter().any(|text| {
                     let text = text.to_lowercase();
                     if whole {
                         text == wanted
@@ -305,24 +317,38 @@ pub fn find(
             })
             .collect()
     };
-    let mut found = matching(true);
-    if found.is_empty() {
-        found = matching(false);
-    }
+    let found = if name.eq_ignore_ascii_case("default") {
+        let listed = all.iter().position(|d| d.is_default);
+        // A host may name a default it does not enumerate: take it as is.
+        if listed.is_none()
+            && let Some(device) = default_device(host, direction)
+        {
+            let id = device
+                .id()
+                .map(|id| id.id().to_string())
+                .unwrap_or_default();
+            return Ok((device, id));
+        }
+        listed.into_iter().collect()
+    } else {
+        let whole = matching(true);
+        if whole.is_empty() {
+            matching(false)
+        } else {
+            whole
+        }
+    };
     match found.as_slice() {
         [one] => {
-            let device = candidates
-                .into_iter()
-                .find(|d| d.id().is_ok_and(|id| id.id() == one.id))
-                .ok_or_else(|| not_found(labels(&infos)))?;
-            Ok((device, one.id.clone()))
+            let chosen = all.into_iter().nth(*one).expect("an index of `all`");
+            Ok((chosen.device, chosen.id))
         }
-        [] => Err(not_found(labels(&infos))),
+        [] => Err(not_found(labels())),
         several => Err(DeviceError::NotFound {
             direction,
             wanted: format!("{name}` uniquely (it matches several; give more of the name)`"),
             host: host.id().name().to_string(),
-            available: several.iter().map(|i| label(i)).collect(),
+            available: several.iter().map(|&i| all[i].label()).collect(),
         }),
     }
 }
