@@ -116,11 +116,14 @@ struct RunArgs {
     /// file:PATH.wav or null (repeat for several).
     #[arg(long, value_name = "SINK")]
     audio_out: Vec<AudioOutputSpec>,
-    /// Video input: file:PATH.y4m or pattern.
+    /// Video input: camera:NAME or camera:INDEX (`sandstream devices` lists
+    /// them; camera:default for the first), file:PATH.y4m or pattern.
     #[arg(long, value_name = "SRC")]
     video_in: Option<VideoInputSpec>,
-    /// Video output: file:PATH.y4m, file:PATH.png (last frame) or null
-    /// (repeat for several).
+    /// Video output: pipewire:NAME (a virtual camera browsers and apps
+    /// list), window (a preview), v4l2:/dev/videoN (v4l2loopback),
+    /// file:PATH.y4m, file:PATH.png (last frame) or null (repeat for
+    /// several).
     #[arg(long, value_name = "SINK")]
     video_out: Vec<VideoOutputSpec>,
     /// Guest configuration entry (repeatable); wins over the config file.

@@ -18,6 +18,7 @@
 //! - [`cli`]: the `sandstream` command line, a thin layer over the above.
 
 pub mod bench;
+pub mod camera;
 pub mod clock;
 pub mod colour;
 pub mod config_file;

@@ -9,9 +9,13 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 const AUDIO_INPUTS: &str = "file:PATH.wav, tone:FREQ_HZ, silence, device:NAME, default";
-const VIDEO_INPUTS: &str = "file:PATH.y4m, pattern";
+const VIDEO_INPUTS: &str = "file:PATH.y4m, pattern, camera:NAME, camera:INDEX, camera:default";
 const AUDIO_OUTPUTS: &str = "file:PATH.wav, null, device:NAME, default";
-const VIDEO_OUTPUTS: &str = "file:PATH.y4m, file:PATH.png (last frame), null";
+const VIDEO_OUTPUTS: &str = "file:PATH.y4m, file:PATH.png (last frame), null, window, \
+                             pipewire:NAME (virtual camera), v4l2:/dev/videoN (v4l2loopback)";
+
+/// The virtual camera's name when `pipewire` is given without one.
+pub const DEFAULT_VIRTUAL_CAMERA: &str = "Sandstream Camera";
 
 /// An audio input.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +32,8 @@ pub enum AudioInputSpec {
 pub enum VideoInputSpec {
     File(PathBuf),
     Pattern,
+    /// A camera by name or index (`default` for the first).
+    Camera(String),
 }
 
 /// An audio output.
@@ -45,6 +51,12 @@ pub enum VideoOutputSpec {
     Y4m(PathBuf),
     Png(PathBuf),
     Null,
+    /// A preview window.
+    Window,
+    /// A PipeWire camera node by this name.
+    PipeWire(String),
+    /// A v4l2loopback device.
+    V4l2(PathBuf),
 }
 
 fn split(spec: &str) -> (&str, Option<&str>) {
@@ -113,6 +125,11 @@ impl FromStr for VideoInputSpec {
         match split(spec) {
             ("file", arg) => Ok(Self::File(file_arg(spec, arg)?)),
             ("pattern", None) => Ok(Self::Pattern),
+            ("camera", Some(name)) if !name.trim().is_empty() => Ok(Self::Camera(name.to_string())),
+            ("camera", _) => bail!(
+                "`{spec}` needs a camera, as in camera:default, camera:0 or camera:NAME \
+                 (`sandstream devices` lists them)"
+            ),
             _ => bail!("unknown video input `{spec}`; expected one of: {VIDEO_INPUTS}"),
         }
     }
@@ -157,6 +174,13 @@ impl FromStr for VideoOutputSpec {
                 }
             }
             ("null", None) => Ok(Self::Null),
+            ("window", None) => Ok(Self::Window),
+            ("pipewire", None) => Ok(Self::PipeWire(DEFAULT_VIRTUAL_CAMERA.to_string())),
+            ("pipewire", Some(name)) if !name.trim().is_empty() => {
+                Ok(Self::PipeWire(name.to_string()))
+            }
+            ("v4l2", Some(path)) if !path.is_empty() => Ok(Self::V4l2(PathBuf::from(path))),
+            ("v4l2", _) => bail!("`{spec}` needs a device, as in v4l2:/dev/video10"),
             _ => bail!("unknown video output `{spec}`; expected one of: {VIDEO_OUTPUTS}"),
         }
     }
@@ -192,11 +216,12 @@ impl VideoInputSpec {
         Ok(match self {
             Self::File(path) => Box::new(source::Y4mSource::open(path)?),
             Self::Pattern => Box::new(source::PatternSource::new(format)),
+            Self::Camera(name) => bail!("camera:{name} is opened by the pipeline"),
         })
     }
 
     pub fn is_synthetic(&self) -> bool {
-        !matches!(self, Self::File(_))
+        matches!(self, Self::Pattern)
     }
 }
 
@@ -220,6 +245,15 @@ impl VideoOutputSpec {
             Self::Y4m(path) => Box::new(sink::Y4mSink::create(path, format)?),
             Self::Png(path) => Box::new(sink::PngSnapshotSink::create(path, format)?),
             Self::Null => Box::new(sink::NullSink),
+            Self::Window => Box::new(sink::WindowSink::open("Sandstream", format)?),
+            #[cfg(target_os = "linux")]
+            Self::PipeWire(name) => Box::new(sink::PipeWireCamera::create(name, format)?),
+            #[cfg(target_os = "linux")]
+            Self::V4l2(path) => Box::new(sink::LoopbackSink::open(path, format)?),
+            #[cfg(not(target_os = "linux"))]
+            Self::PipeWire(_) | Self::V4l2(_) => {
+                bail!("PipeWire and v4l2loopback cameras exist on Linux only (see README)")
+            }
         })
     }
 }
@@ -264,6 +298,26 @@ mod tests {
             "file:x.PNG".parse::<VideoOutputSpec>().unwrap(),
             VideoOutputSpec::Png("x.PNG".into())
         );
+        assert_eq!(
+            "camera:0".parse::<VideoInputSpec>().unwrap(),
+            VideoInputSpec::Camera("0".into())
+        );
+        assert_eq!(
+            "pipewire".parse::<VideoOutputSpec>().unwrap(),
+            VideoOutputSpec::PipeWire("Sandstream Camera".into())
+        );
+        assert_eq!(
+            "pipewire:Blur Cam".parse::<VideoOutputSpec>().unwrap(),
+            VideoOutputSpec::PipeWire("Blur Cam".into())
+        );
+        assert_eq!(
+            "v4l2:/dev/video10".parse::<VideoOutputSpec>().unwrap(),
+            VideoOutputSpec::V4l2("/dev/video10".into())
+        );
+        assert_eq!(
+            "window".parse::<VideoOutputSpec>().unwrap(),
+            VideoOutputSpec::Window
+        );
     }
 
     #[test]
@@ -287,5 +341,11 @@ mod tests {
         assert!(err.contains("needs a path"), "{err}");
         let err = "device:".parse::<AudioInputSpec>().unwrap_err().to_string();
         assert!(err.contains("needs a device name"), "{err}");
+        let err = "camera:".parse::<VideoInputSpec>().unwrap_err().to_string();
+        assert!(err.contains("camera:default"), "{err}");
+        let err = "v4l2".parse::<VideoOutputSpec>().unwrap_err().to_string();
+        assert!(err.contains("v4l2:/dev/video10"), "{err}");
+        let err = "webcam".parse::<VideoOutputSpec>().unwrap_err().to_string();
+        assert!(err.contains("pipewire:NAME"), "{err}");
     }
 }

@@ -16,6 +16,7 @@
 #[path = "../integration/common.rs"]
 #[allow(dead_code)]
 mod common;
+mod video;
 
 use common::*;
 use std::path::Path;

@@ -53,15 +53,53 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("pulseaudio", "pulseaudio"),
     ("pactl", "pulseaudio-utils"),
     ("parecord", "pulseaudio-utils"),
+    // Live video: a PipeWire session, its V4L2 emulation, GStreamer to
+    // serve and read camera nodes, an X server for the window, xwd.
+    ("dbus-daemon", "dbus"),
+    ("pipewire", "pipewire"),
+    ("pw-cli", "pipewire-bin"),
+    ("wireplumber", "wireplumber"),
+    (
+        "/usr/lib/x86_64-linux-gnu/pipewire-0.3/v4l2/libpw-v4l2.so",
+        "pipewire-v4l2",
+    ),
+    ("gst-launch-1.0", "gstreamer1.0-tools"),
+    (
+        "/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstpipewire.so",
+        "gstreamer1.0-pipewire",
+    ),
+    (
+        "/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstvideotestsrc.so",
+        "gstreamer1.0-plugins-base",
+    ),
+    ("Xvfb", "xvfb"),
+    ("xwd", "x11-apps"),
 ];
 
-/// Libraries the host links (cpal's ALSA backend), found by pkg-config.
-const BUILD_PACKAGES: &[(&str, &str)] = &[("alsa", "libasound2-dev")];
+/// Libraries the host links (cpal's ALSA backend, PipeWire for the
+/// virtual camera), found by pkg-config.
+const BUILD_PACKAGES: &[(&str, &str)] = &[
+    ("alsa", "libasound2-dev"),
+    ("libpipewire-0.3", "libpipewire-0.3-dev"),
+    ("libspa-0.2", "libspa-0.2-dev"),
+];
+
+/// pipewire-sys generates its bindings with bindgen, which loads libclang
+/// (Debian: /usr/lib/llvm-N/lib/libclang.so from libclang-dev).
+fn has_libclang() -> bool {
+    std::fs::read_dir("/usr/lib").is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            e.file_name().to_string_lossy().starts_with("llvm-")
+                && e.path().join("lib/libclang.so").exists()
+        })
+    })
+}
 
 type Result<T = ()> = std::result::Result<T, String>;
 
 mod live_bench;
 mod sound;
+mod video;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -162,11 +200,14 @@ fn setup(media_tools: bool) -> Result {
     if !has_pkg_config {
         missing.push("pkg-config");
     }
+    if !has_libclang() {
+        missing.extend(["libclang-dev", "clang"]);
+    }
     if media_tools {
         missing.extend(
             TEST_PACKAGES
                 .iter()
-                .filter(|(tool, _)| !on_path(tool))
+                .filter(|(tool, _)| !(on_path(tool) || Path::new(tool).is_file()))
                 .map(|(_, pkg)| *pkg),
         );
     }
@@ -288,12 +329,14 @@ fn test() -> Result {
     // The live-audio tests run against a real sound server of our own,
     // stopped (by PID) when this function returns.
     let server = sound::SoundServer::start(&target_dir())?;
+    let video = video::VideoServices::start(&target_dir(), &root())?;
     // Release only: wasmtime and Cranelift are built once for tests, demo
     // and benches.
     run(cargo_command(&["test", "--release", "-p", "sandstream"])
         .env("SANDSTREAM_GUESTS_DIR", target_dir().join("guests"))
         .env("SANDSTREAM_LIVE_AUDIO", "1")
-        .envs(server.environment()))
+        .envs(server.environment())
+        .envs(video.environment()))
 }
 
 fn live_bench_task(seconds: Option<&String>) -> Result {

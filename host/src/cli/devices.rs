@@ -1,7 +1,8 @@
-//! `sandstream devices`: the audio devices this machine has, with their
-//! formats and the host API, and the device flags of `run`.
+//! `sandstream devices`: the audio devices and cameras this machine has,
+//! with their formats, and the device flags of `run`.
 
 use clap::Args;
+use sandstream::camera;
 use sandstream::config_file::ConfigFile;
 use sandstream::device::{self, DeviceInfo, Direction};
 use sandstream::pipeline::DeviceSettings;
@@ -56,7 +57,17 @@ pub struct DevicesArgs {
     audio_host: Option<String>,
 }
 
+/// Audio first, then cameras; one missing does not hide the other.
 pub fn devices(args: &DevicesArgs) -> anyhow::Result<()> {
+    let audio = audio_devices(args);
+    if let Err(error) = &audio {
+        println!("audio: {error:#}");
+    }
+    cameras();
+    audio
+}
+
+fn audio_devices(args: &DevicesArgs) -> anyhow::Result<()> {
     let host = device::host(args.audio_host.as_deref())?;
     println!(
         "audio host: {} (built in: {}; choose with --audio-host)",
@@ -77,8 +88,35 @@ pub fn devices(args: &DevicesArgs) -> anyhow::Result<()> {
         "use: --audio-in device:NAME, --audio-out device:NAME (NAME: any part of the \
          name or the description, any case; `default` for the default)"
     );
-    println!("cameras: not supported yet");
     Ok(())
+}
+
+fn cameras() {
+    println!("cameras ({}):", camera::backend_name());
+    match camera::list(true) {
+        Err(error) => println!("  cannot list them: {error}"),
+        Ok(cameras) if cameras.is_empty() => println!("  (none)"),
+        Ok(cameras) => {
+            for info in &cameras {
+                println!(
+                    "  camera:{}  \"{}\"  {}",
+                    info.index, info.name, info.detail
+                );
+                match &info.modes {
+                    Ok(modes) => {
+                        for line in camera::summarize(modes) {
+                            println!("      {line}");
+                        }
+                    }
+                    Err(why) => println!("      (modes unreadable: {why})"),
+                }
+            }
+        }
+    }
+    println!(
+        "use: --video-in camera:NAME or camera:INDEX (`default`: the first); --width, \
+         --height and --fps pick the closest mode"
+    );
 }
 
 fn print_device(info: &DeviceInfo) {

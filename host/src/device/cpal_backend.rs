@@ -295,8 +295,9 @@ pub fn find(
     name: &str,
 ) -> Result<(cpal::Device, String), DeviceError> {
     let all = enumerate(host, direction)?;
+    let what = format!("audio {}", direction.noun());
     let not_found = |available: Vec<String>| DeviceError::NotFound {
-        direction,
+        what: what.clone(),
         wanted: name.to_string(),
         host: host.id().name().to_string(),
         available,
@@ -345,7 +346,7 @@ pub fn find(
         }
         [] => Err(not_found(labels())),
         several => Err(DeviceError::NotFound {
-            direction,
+            what,
             wanted: format!("{name}` uniquely (it matches several; give more of the name)`"),
             host: host.id().name().to_string(),
             available: several.iter().map(|&i| all[i].label()).collect(),

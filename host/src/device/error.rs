@@ -24,7 +24,8 @@ impl Direction {
 pub enum DeviceError {
     /// No device matched the name; lists those that exist.
     NotFound {
-        direction: Direction,
+        /// What was looked for: "audio input", "camera".
+        what: String,
         wanted: String,
         host: String,
         available: Vec<String>,
@@ -73,17 +74,16 @@ impl fmt::Display for DeviceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotFound {
-                direction,
+                what,
                 wanted,
                 host,
                 available,
             } => {
-                let noun = direction.noun();
-                write!(f, "no audio {noun} matches `{wanted}` on {host}")?;
+                write!(f, "no {what} matches `{wanted}` on {host}")?;
                 if available.is_empty() {
-                    write!(f, "; it has no audio {noun}s")
+                    write!(f, "; it has no {what}s")
                 } else {
-                    write!(f, "; audio {noun}s there:")?;
+                    write!(f, "; {what}s there:")?;
                     list(f, available)
                 }
             }

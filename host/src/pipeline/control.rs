@@ -25,6 +25,19 @@ impl Clocking {
     }
 }
 
+/// An output's way of saying the user ended the run (closed the preview
+/// window): a clean stop, as with Ctrl-C.
+#[derive(Debug)]
+pub struct UserStop(pub String);
+
+impl std::fmt::Display for UserStop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UserStop {}
+
 /// How a run ended, when it did not simply run out of input.
 enum Ending {
     /// Something went wrong: outputs are thrown away.

@@ -10,7 +10,7 @@ mod sync;
 mod write;
 
 pub use crate::metrics::{Counters, Report};
-pub use control::{Clocking, RunControl};
+pub use control::{Clocking, RunControl, UserStop};
 pub use read::{Feed, PulledFeed};
 pub use sync::{Aligner, Released};
 
@@ -44,7 +44,10 @@ fn queue_depth<I: Item>() -> usize {
 /// Ends the run for a stage's error: a device that went away stops it with
 /// its outputs kept; anything else fails it (outputs discarded).
 fn end_for(run: &RunControl, error: anyhow::Error) {
-    if crate::device::is_disconnect(&error) {
+    if let Some(stop) = error.downcast_ref::<control::UserStop>() {
+        tracing::info!("{stop}: stopping");
+        run.request_stop();
+    } else if crate::device::is_disconnect(&error) {
         run.interrupt(error);
     } else {
         run.fail(error);
@@ -266,6 +269,12 @@ impl StreamerBuilder {
 
     pub fn video_source(mut self, source: Box<VideoSource>) -> Self {
         self.video_in = Some(VideoIn::Ready(Input::Pulled(source)));
+        self
+    }
+
+    /// Video pushed by a camera (see [`crate::camera`]): the run is live.
+    pub fn video_feed(mut self, feed: Box<dyn Feed<VideoFrame>>) -> Self {
+        self.video_in = Some(VideoIn::Ready(Input::Live(feed)));
         self
     }
 
@@ -705,12 +714,24 @@ fn open_video(
         );
     }
     let input = match input {
+        VideoIn::Spec(VideoInputSpec::Camera(name)) => {
+            // The camera's closest mode is taken (and reported), not refused.
+            let request = crate::camera::ModeRequest {
+                width: wanted.width,
+                height: wanted.height,
+                fps: wanted.fps.as_f64(),
+            };
+            Input::Live(Box::new(crate::camera::open(&name, request)?))
+        }
         VideoIn::Spec(spec) => Input::Pulled(spec.open(wanted)?),
         VideoIn::Ready(input) => input,
     };
     let format = input.format();
     let size_asked = width.is_some() || height.is_some();
-    if size_asked && (wanted.width, wanted.height) != (format.width, format.height) {
+    if size_asked
+        && !input.is_live()
+        && (wanted.width, wanted.height) != (format.width, format.height)
+    {
         bail!(
             "{} is {}x{}, but {}x{} was asked for (scaling is not supported yet: drop --width/--height)",
             input.describe(),

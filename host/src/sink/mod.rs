@@ -2,14 +2,26 @@
 //! on success, so a failed or interrupted-by-error run never leaves a
 //! truncated file that looks complete.
 
+mod latest;
 mod null;
+#[cfg(target_os = "linux")]
+mod pipewire;
 mod png;
+#[cfg(target_os = "linux")]
+mod v4l2;
 mod wav;
+mod window;
 mod y4m;
 
+pub use latest::{FramePoster, FrameReader, Slot, latest_frame};
 pub use null::NullSink;
+#[cfg(target_os = "linux")]
+pub use pipewire::{PipeWireCamera, node_name};
 pub use png::PngSnapshotSink;
+#[cfg(target_os = "linux")]
+pub use v4l2::{LoopbackDevice, LoopbackSink, V4l2Device};
 pub use wav::WavSink;
+pub use window::WindowSink;
 pub use y4m::Y4mSink;
 
 use crate::media::{AudioBlock, Item, VideoFrame};
