@@ -392,6 +392,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(peak) = sandstream::metrics::peak_resident_bytes() {
         eprintln!("memory: peak {} MiB resident", peak >> 20);
     }
+    if let Some((user, system)) = sandstream::metrics::cpu_seconds() {
+        eprintln!("cpu: {user:.2} s user, {system:.2} s system");
+    }
     Ok(())
 }
 

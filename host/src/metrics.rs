@@ -169,13 +169,13 @@ impl StreamReport {
             "{} dropped by guest, {} overruns; {} through mapped memory",
             self.dropped_by_guest, self.overruns, self.mapped
         )?;
-        if self.xruns() + self.latency_drops + self.output_drops + self.latency_p99_us > 0 {
-            writeln!(
+        let device_events = self.xruns() + self.latency_drops + self.output_drops;
+        match kind {
+            StreamKind::Audio if device_events + self.latency_p99_us > 0 => writeln!(
                 f,
-                "{} devices: {} capture overruns ({} frames lost), {} playback underruns, \
+                "audio devices: {} capture overruns ({} frames lost), {} playback underruns, \
                  {} latency drops ({} frames), {} items missed by slow outputs; \
                  drift correction {} ppm",
-                kind.name(),
                 self.capture_overruns,
                 self.capture_units_lost,
                 self.playback_underruns,
@@ -183,7 +183,14 @@ impl StreamReport {
                 self.latency_units_dropped,
                 self.output_drops,
                 self.drift_correction_ppm
-            )?;
+            )?,
+            StreamKind::Video if device_events > 0 => writeln!(
+                f,
+                "video devices: {} frames dropped at capture (the pipeline was late, or \
+                 undecodable), {} frames missed by outputs",
+                self.capture_units_lost, self.output_drops
+            )?,
+            _ => {}
         }
         if self.latency_p99_us > 0 {
             writeln!(
@@ -349,4 +356,15 @@ pub fn peak_resident_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// CPU time this process has used so far: (user, system) seconds.
+pub fn cpu_seconds() -> Option<(f64, f64)> {
+    // SAFETY: getrusage fills a zeroed struct we own.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        (libc::getrusage(libc::RUSAGE_SELF, &raw mut usage) == 0).then_some(usage)
+    }?;
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Some((seconds(usage.ru_utime), seconds(usage.ru_stime)))
 }

@@ -504,3 +504,301 @@ fn an_unknown_camera_is_an_error_that_lists_the_cameras() {
         "{err}"
     );
 }
+
+/// Serves GStreamer's moving ball as a PipeWire camera node `name`.
+fn ball_camera(name: &str) -> Running {
+    let camera = Running::spawn(
+        Command::new("gst-launch-1.0")
+            .args(["-q", "videotestsrc", "pattern=ball", "is-live=true"])
+            .args([
+                "!",
+                "video/x-raw,format=YUY2,width=320,height=240,framerate=30/1",
+            ])
+            .args(["!", "pipewiresink", "mode=provide"])
+            .arg(format!(
+                "stream-properties=props,media.class=Video/Source,node.name={name}"
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_for_node(name);
+    camera
+}
+
+fn preload() -> String {
+    std::env::var("SANDSTREAM_V4L2_PRELOAD").expect("set by cargo xtask test")
+}
+
+/// Bytes of one 320x240 4:2:0 Y4M frame with its `FRAME` line.
+const Y4M_FRAME: u64 = 320 * 240 * 3 / 2 + 6;
+
+#[test]
+fn a_camera_that_disappears_mid_run_stops_the_run_with_its_name_and_outputs_kept() {
+    if !live_video() {
+        return;
+    }
+    let _turn = crate::one_at_a_time();
+    let dir = scratch("camera-gone");
+    let camera = ball_camera(&format!("sandstream-test-gone-{}", std::process::id()));
+    let (video, audio) = (dir.join("video.y4m"), dir.join("audio.wav"));
+    let stream = Running::spawn(
+        sandstream_command(&[
+            "run",
+            &s(&guest("passthrough")),
+            "--video-in",
+            "camera:0",
+            "--width",
+            "320",
+            "--height",
+            "240",
+            "--audio-in",
+            "tone:440",
+            "--video-out",
+            &file(&video),
+            "--audio-out",
+            &file(&audio),
+            "--duration",
+            "60",
+        ])
+        .env("LD_PRELOAD", preload()),
+    );
+    // Once a second of video is written, the camera goes away.
+    let partial = dir.join("video.y4m.partial");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::metadata(&partial).map_or(0, |m| m.len()) < 30 * Y4M_FRAME {
+        assert!(Instant::now() < deadline, "no video was written");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(camera);
+    let (ok, log) = stream.finish(Duration::from_secs(20));
+    assert!(!ok, "the run ends with an error: {log}");
+    assert!(
+        log.contains("(camera:0) disconnected"),
+        "the error names the camera: {log}"
+    );
+    // Both outputs finalized: complete files under their own names.
+    let frames = read_y4m(&video).len();
+    assert!(frames >= 30, "{frames} frames kept");
+    let samples = read_wav(&audio).len() / 2;
+    assert!(
+        samples >= 48_000,
+        "{samples} frames of audio kept (the other stream)"
+    );
+    assert!(!partial.exists());
+}
+
+#[test]
+fn a_level_meter_runs_over_a_live_mic_and_camera_into_both_virtual_devices() {
+    if !live_video() || !crate::live() {
+        return;
+    }
+    let _turn = crate::one_at_a_time();
+    let dir = scratch("av-live");
+    let mic = crate::NullSink::new("av_mic", "AvMic");
+    let virtual_mic = crate::VirtualMic::new();
+    let tone = sine_wav_in(&dir, 1000, 30);
+    let recording = dir.join("recorded.wav");
+    let recorder = crate::Client::record(&virtual_mic.microphone(), &recording);
+    let player = crate::Client::play(&tone, &mic.name);
+    let _camera = ball_camera(&format!("sandstream-test-av-{}", std::process::id()));
+    // Null sinks settle into small blocks with low-latency clients on them.
+    std::thread::sleep(Duration::from_millis(2500));
+    let node = format!("sandstream-test-av-out-{}", std::process::id());
+    let stream = Running::spawn(
+        sandstream_command(&[
+            "run",
+            &s(&guest("level-meter")),
+            "--audio-in",
+            &format!("device:{}", mic.monitor()),
+            "--video-in",
+            "camera:0",
+            "--width",
+            "320",
+            "--height",
+            "240",
+            "--audio-out",
+            &format!("device:{}", virtual_mic.name),
+            "--video-out",
+            &format!("pipewire:{node}"),
+            "--duration",
+            "8",
+        ])
+        .env("LD_PRELOAD", preload()),
+    );
+    wait_for_node(&node);
+    let raw = dir.join("camera-out.rgba");
+    let (ok, log) = Running::spawn(
+        Command::new("gst-launch-1.0")
+            .args([
+                "-q",
+                "pipewiresrc",
+                &format!("target-object={node}"),
+                "num-buffers=60",
+            ])
+            .args([
+                "!",
+                "video/x-raw,format=RGBA,width=320,height=240",
+                "!",
+                "filesink",
+            ])
+            .arg(format!("location={}", raw.display()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .finish(Duration::from_secs(20));
+    assert!(ok, "pipewiresrc: {log}");
+    let (ok, report) = stream.finish(Duration::from_secs(30));
+    recorder.stop();
+    drop(player);
+    assert!(ok, "{report}");
+    eprintln!("{report}");
+    assert!(
+        report.contains("audio:") && report.contains("video:"),
+        "{report}"
+    );
+
+    // The virtual camera shows the ball with the level bar drawn over it:
+    // the tone peaks at 0.5, so half the bottom rows' width is lit green
+    // (tolerance: the meter's decay between blocks, 5 % of the width).
+    let bytes = std::fs::read(&raw).unwrap();
+    assert_eq!(bytes.len(), 60 * frame_bytes());
+    let last = &bytes[59 * frame_bytes()..];
+    let row = (H as usize - 2) * W as usize * 4;
+    let lit = last[row..row + W as usize * 4]
+        .chunks(4)
+        .filter(|px| px[..3] == [40, 220, 60])
+        .count();
+    assert!((144..=176).contains(&lit), "{lit} of 320 pixels lit");
+
+    // The virtual microphone carries the tone unchanged (level-meter keeps
+    // the audio). Tolerance 1 %: while it settles after the sinks' start-up
+    // stall, the drift corrector may resample by up to that much.
+    let heard = left(&read_wav(&recording));
+    let (hz, peak) = tone_of(crate::sounding(&heard), 48_000);
+    assert!(
+        (hz - 1000.0).abs() < 10.0,
+        "{hz} Hz at the virtual microphone"
+    );
+    assert!(
+        (peak - 0.5).abs() < 0.02,
+        "peak {peak} at the virtual microphone"
+    );
+}
+
+/// Run by `a_camera_stamps_each_frame_with_its_capture_time` in a child
+/// process of this test binary with the V4L2 preload (the preload must be
+/// there when a process starts): reads 60 frames through the library and
+/// prints, per frame, its index, its timestamp and the host clock when the
+/// pipeline got it.
+#[test]
+fn camera_timestamp_probe() {
+    if std::env::var_os("SANDSTREAM_CAMERA_PROBE").is_none() {
+        return;
+    }
+    use sandstream::pipeline::{Feed as _, RunControl};
+    let request = sandstream::camera::ModeRequest {
+        width: W,
+        height: H,
+        fps: 30.0,
+    };
+    let mut feed = sandstream::camera::open("0", request).unwrap();
+    let pool = sandstream::media::BufferPool::new(4, frame_bytes());
+    let run = RunControl::default();
+    for _ in 0..60 {
+        let frame = feed.next(&pool, &run).unwrap().expect("a frame");
+        let got = sandstream::clock::now_ns();
+        println!("probe {} {} {got}", frame.index, frame.timestamp_ns);
+        assert_eq!(frame.pixels.len(), frame_bytes());
+        pool.give(frame.pixels);
+    }
+}
+
+#[test]
+fn a_camera_stamps_each_frame_with_its_capture_time() {
+    if !live_video() {
+        return;
+    }
+    let _turn = crate::one_at_a_time();
+    let _camera = ball_camera(&format!("sandstream-test-stamps-{}", std::process::id()));
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "video::camera_timestamp_probe", "--nocapture"])
+        .env("SANDSTREAM_CAMERA_PROBE", "1")
+        .env("LD_PRELOAD", preload())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let frames: Vec<[u64; 3]> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("probe "))
+        .map(|l| {
+            let n: Vec<u64> = l.split(' ').map(|v| v.parse().unwrap()).collect();
+            [n[0], n[1], n[2]]
+        })
+        .collect();
+    assert_eq!(frames.len(), 60, "{text}");
+    // Indices count every frame the camera delivered; stamps increase.
+    for pair in frames.windows(2) {
+        assert!(pair[1][0] > pair[0][0], "indices in order: {frames:?}");
+        assert!(pair[1][1] > pair[0][1], "timestamps increase: {frames:?}");
+    }
+    // Stamped on the host clock before the pipeline got the frame, and not
+    // long before (tolerance: a 2-frame queue, 100 ms, on a loaded VM).
+    for [_, stamp, got] in &frames {
+        assert!(stamp <= got && got - stamp < 100_000_000, "{frames:?}");
+    }
+    // 30 fps: the median spacing of the stamps is one frame, within 10 %.
+    let mut gaps: Vec<u64> = frames.windows(2).map(|p| p[1][1] - p[0][1]).collect();
+    gaps.sort_unstable();
+    let median = gaps[gaps.len() / 2] as f64 / 1e6;
+    assert!((30.0..=36.7).contains(&median), "median gap {median:.1} ms");
+    let span = (frames[59][1] - frames[0][1]) as f64 / 1e9;
+    let rate = 59.0 / span;
+    assert!(
+        (27.0..=33.0).contains(&rate),
+        "{rate:.1} fps over 60 frames"
+    );
+}
+
+#[test]
+fn devices_lists_a_camera_with_its_modes() {
+    if !live_video() {
+        return;
+    }
+    let _turn = crate::one_at_a_time();
+    let _camera = ball_camera(&format!("sandstream-test-listed-{}", std::process::id()));
+    // nokhwa lists /dev/video* entries, and the emulation has none: a
+    // private mount namespace gets a /dev with a dummy video0 (and the
+    // few nodes a process needs).
+    let dev = scratch("dev");
+    let script = format!(
+        "mount -t tmpfs none {dev} && for f in null zero urandom random; do \
+         touch {dev}/$f && mount --bind /dev/$f {dev}/$f; done && touch {dev}/video0 && \
+         mount --bind {dev} /dev && exec \"$0\" devices",
+        dev = dev.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script, env!("CARGO_BIN_EXE_sandstream")])
+        .env("LD_PRELOAD", preload())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let cameras = text
+        .split("cameras (Video4Linux):")
+        .nth(1)
+        .unwrap_or_else(|| {
+            panic!(
+                "no camera section: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    assert!(
+        cameras.contains("camera:0  \"gst-launch-1.0\""),
+        "{cameras}"
+    );
+    assert!(cameras.contains("YUYV 320x240 @ 30 fps"), "{cameras}");
+}

@@ -100,6 +100,7 @@ type Result<T = ()> = std::result::Result<T, String>;
 mod live_bench;
 mod sound;
 mod video;
+mod video_bench;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -111,11 +112,16 @@ fn main() -> ExitCode {
         "lint" => setup(false).and_then(|()| lint()),
         "demo" => demo(),
         "live-bench" => live_bench_task(args.get(1)),
+        "with-services" => with_services(&args[1..]),
+        "video-bench" => video_bench_task(args.get(1)),
         "bench" => setup(false).and_then(|()| guests()).and_then(|()| {
             cargo_with_guests(&["bench", "-p", "sandstream", "--bench", "roundtrip"])
         }),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <setup|guests|test|lint|demo|bench|live-bench [SECONDS]>");
+            println!(
+                "usage: cargo xtask <setup|guests|test|lint|demo|bench|live-bench [SECONDS]|video-bench [SECONDS]|\
+                 with-services COMMAND...>"
+            );
             Ok(())
         }
         other => Err(format!(
@@ -337,6 +343,44 @@ fn test() -> Result {
         .env("SANDSTREAM_LIVE_AUDIO", "1")
         .envs(server.environment())
         .envs(video.environment()))
+}
+
+/// Runs one command with the test services up (a private PulseAudio,
+/// PipeWire session and X display), e.g. one live test:
+/// `cargo xtask with-services cargo test --release -p sandstream --test live video`.
+fn with_services(command: &[String]) -> Result {
+    let Some((program, args)) = command.split_first() else {
+        return Err("with-services needs a command to run".into());
+    };
+    setup(true)?;
+    guests()?;
+    let server = sound::SoundServer::start(&target_dir())?;
+    let video = video::VideoServices::start(&target_dir(), &root())?;
+    run(Command::new(program)
+        .args(args)
+        .env("SANDSTREAM_GUESTS_DIR", target_dir().join("guests"))
+        .env("SANDSTREAM_LIVE_AUDIO", "1")
+        .envs(server.environment())
+        .envs(video.environment()))
+}
+
+fn video_bench_task(seconds: Option<&String>) -> Result {
+    let seconds = match seconds {
+        Some(text) => text
+            .parse()
+            .map_err(|_| format!("video-bench takes whole seconds, got `{text}`"))?,
+        None => 12,
+    };
+    setup(true)?;
+    guests()?;
+    cargo(&["build", "--release", "--quiet", "-p", "sandstream"])?;
+    video_bench::video_bench(
+        &target_dir(),
+        &root(),
+        &target_dir().join("release").join("sandstream"),
+        &target_dir().join("guests").join("passthrough.wasm"),
+        seconds,
+    )
 }
 
 fn live_bench_task(seconds: Option<&String>) -> Result {

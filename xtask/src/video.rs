@@ -46,7 +46,7 @@ impl VideoServices {
         services.wait_for("wireplumber", || {
             services
                 .pw_cli(&["ls", "Client"])
-                .is_some_and(|out| out.contains("wireplumber"))
+                .is_some_and(|out| out.contains("WirePlumber"))
         })?;
         let display = format!(":{}", services.display);
         services.spawn(
@@ -167,5 +167,8 @@ impl Drop for VideoServices {
             let _ = child.kill();
             let _ = child.wait();
         }
+        // A killed Xvfb leaves its lock and socket behind.
+        let _ = std::fs::remove_file(format!("/tmp/.X{}-lock", self.display));
+        let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{}", self.display));
     }
 }

@@ -121,16 +121,25 @@ pub fn list(with_modes: bool) -> Result<Vec<CameraInfo>, DeviceError> {
     Ok(found
         .into_iter()
         .map(|info| {
+            let mut name = info.human_name();
             let modes = if with_modes {
+                // Opened, a camera may name itself better than the list
+                // does (the V4L2 card name instead of the device path).
                 open_camera(info.index())
-                    .and_then(|mut camera| modes_of(&mut camera))
+                    .and_then(|mut camera| {
+                        let own = camera.info().human_name();
+                        if !own.is_empty() {
+                            name = own;
+                        }
+                        modes_of(&mut camera)
+                    })
                     .map_err(|e| e.to_string())
             } else {
                 Ok(Vec::new())
             };
             CameraInfo {
                 index: index_text(info.index()),
-                name: info.human_name(),
+                name,
                 detail: info.description().to_string(),
                 modes,
             }
