@@ -126,6 +126,10 @@ struct RunArgs {
     /// several).
     #[arg(long, value_name = "SINK")]
     video_out: Vec<VideoOutputSpec>,
+    /// Show the input beside the output in the preview window
+    /// (--video-out window).
+    #[arg(long)]
+    preview_input: bool,
     /// Guest configuration entry (repeatable); wins over the config file.
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     set: Vec<(String, String)>,
@@ -482,6 +486,7 @@ fn builder_from_args(args: RunArgs) -> anyhow::Result<StreamerBuilder> {
     for spec in flags_or_file(args.video_out, &file.video_out, "video-out")? {
         builder = builder.video_output(spec);
     }
+    builder = builder.preview_input(args.preview_input);
 
     if let Some(secs) = args.duration.or(file.duration) {
         if !(secs.is_finite() && secs > 0.0) {

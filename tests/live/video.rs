@@ -337,15 +337,9 @@ fn read_y4m(path: &Path) -> Vec<Vec<u8>> {
     }
 }
 
-#[test]
-fn the_preview_window_shows_the_processed_frame() {
-    if !live_video() {
-        return;
-    }
-    let _turn = crate::one_at_a_time();
-    let dir = scratch("window");
-    // What the window should show: grayscale of the pattern, as a
-    // lossless PNG of the same guest's output.
+/// The pattern's first frame through `grayscale`, as a lossless PNG: what
+/// the window should show.
+fn grayscale_reference(dir: &Path) -> Vec<u8> {
     let reference = dir.join("reference.png");
     let out = sandstream(&[
         "run",
@@ -362,29 +356,18 @@ fn the_preview_window_shows_the_processed_frame() {
         "0.03",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let expected = read_png(&reference);
+    read_png(&reference)
+}
 
-    let _stream = Running::spawn(&mut sandstream_command(&[
-        "--quiet",
-        "run",
-        &s(&guest("grayscale")),
-        "--video-in",
-        "pattern",
-        "--width",
-        "320",
-        "--height",
-        "240",
-        "--video-out",
-        "window",
-        "--realtime",
-        "--duration",
-        "20",
-    ]));
-    // The window shows a new frame 30 times a second: a grab matches the
-    // reference wherever the pattern does not move (bars, not the square
-    // or the frame number).
+/// Grabs the screen until a window of `panes` frames side by side shows
+/// `expected[pane]` in each pane — wherever the pattern does not move
+/// (bars, not the square or the frame number): at least 90 % of the
+/// pixels equal. Returns the last grab's panes as RGB rows.
+fn wait_for_window(dir: &Path, expected: &[Vec<u8>]) -> Vec<Vec<[u8; 3]>> {
+    let (w, h) = (W as usize, H as usize);
+    let panes = expected.len();
     let deadline = Instant::now() + Duration::from_secs(15);
-    let (same, shown) = loop {
+    loop {
         let grab = dir.join("screen.xwd");
         let out = Command::new("xwd")
             .args(["-root", "-silent", "-out"])
@@ -397,31 +380,90 @@ fn the_preview_window_shows_the_processed_frame() {
             String::from_utf8_lossy(&out.stderr)
         );
         let screen = Xwd::read(&grab);
-        if let Some((x0, y0, w, h)) = screen.bounding_box()
-            && (w, h) == (W as usize, H as usize)
+        if let Some((x0, y0, box_w, box_h)) = screen.bounding_box()
+            && (box_w, box_h) == (w * panes, h)
         {
-            let mut same = 0;
-            let mut gray = true;
-            for y in 0..h {
-                for x in 0..w {
-                    let px = screen.rgb(x0 + x, y0 + y);
-                    gray &= px[0] == px[1] && px[1] == px[2];
-                    let want = &expected[(y * w + x) * 4..][..3];
-                    same += usize::from(px == want);
-                }
-            }
-            if same * 10 >= w * h * 9 {
-                break (same, gray);
+            let shown: Vec<Vec<[u8; 3]>> = (0..panes)
+                .map(|pane| {
+                    (0..w * h)
+                        .map(|i| screen.rgb(x0 + pane * w + i % w, y0 + i / w))
+                        .collect()
+                })
+                .collect();
+            let matching = shown.iter().zip(expected).all(|(got, want)| {
+                let same = got
+                    .iter()
+                    .zip(want.chunks(4))
+                    .filter(|(px, rgba)| px[..] == rgba[..3])
+                    .count();
+                same * 10 >= w * h * 9
+            });
+            if matching {
+                return shown;
             }
         }
         assert!(
             Instant::now() < deadline,
-            "no window showing the processed frame appeared"
+            "no window showing the expected frames appeared"
         );
         std::thread::sleep(Duration::from_millis(200));
-    };
-    assert!(shown, "every pixel in the window is gray (the guest ran)");
-    assert!(same * 10 >= (W * H * 9) as usize);
+    }
+}
+
+fn window_run(extra: &[&str]) -> Running {
+    let mut args = vec![
+        "--quiet",
+        "run",
+        "GUEST",
+        "--video-in",
+        "pattern",
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--video-out",
+        "window",
+        "--realtime",
+        "--duration",
+        "20",
+    ];
+    args.extend_from_slice(extra);
+    let guest = s(&guest("grayscale"));
+    args[2] = &guest;
+    Running::spawn(&mut sandstream_command(&args))
+}
+
+#[test]
+fn the_preview_window_shows_the_processed_frame() {
+    if !live_video() {
+        return;
+    }
+    let _turn = crate::one_at_a_time();
+    let dir = scratch("window");
+    let expected = grayscale_reference(&dir);
+    let _stream = window_run(&[]);
+    let shown = wait_for_window(&dir, &[expected]);
+    assert!(
+        shown[0].iter().all(|px| px[0] == px[1] && px[1] == px[2]),
+        "every pixel in the window is gray (the guest ran)"
+    );
+}
+
+#[test]
+fn the_preview_window_shows_the_input_beside_the_output() {
+    if !live_video() {
+        return;
+    }
+    let _turn = crate::one_at_a_time();
+    let dir = scratch("window-input");
+    let processed = grayscale_reference(&dir);
+    let input = pattern_frames(1).remove(0);
+    let _stream = window_run(&["--preview-input"]);
+    let shown = wait_for_window(&dir, &[input, processed]);
+    assert!(
+        shown[0].iter().any(|px| px[0] != px[1]),
+        "the left pane is in colour (the input)"
+    );
 }
 
 fn read_png(path: &Path) -> Vec<u8> {
@@ -801,4 +843,118 @@ fn devices_lists_a_camera_with_its_modes() {
         "{cameras}"
     );
     assert!(cameras.contains("YUYV 320x240 @ 30 fps"), "{cameras}");
+}
+
+/// Asks every top-level window whose title starts with `prefix` to close,
+/// as a window manager's close button does (a WM_DELETE_WINDOW message).
+/// Returns how many it asked.
+fn close_windows(prefix: &str) -> usize {
+    use x11_dl::xlib;
+    let x = xlib::Xlib::open().expect("libX11 loads");
+    let mut asked = 0;
+    // SAFETY: plain Xlib calls on a display we open and close here; every
+    // pointer passed is valid for the call, and what Xlib allocates is
+    // freed with XFree.
+    unsafe {
+        let display = (x.XOpenDisplay)(std::ptr::null());
+        assert!(!display.is_null(), "no X display");
+        let root = (x.XDefaultRootWindow)(display);
+        let (mut root_out, mut parent) = (0, 0);
+        let mut children: *mut xlib::Window = std::ptr::null_mut();
+        let mut count = 0;
+        (x.XQueryTree)(
+            display,
+            root,
+            &mut root_out,
+            &mut parent,
+            &mut children,
+            &mut count,
+        );
+        let protocols = (x.XInternAtom)(display, c"WM_PROTOCOLS".as_ptr(), 0);
+        let delete = (x.XInternAtom)(display, c"WM_DELETE_WINDOW".as_ptr(), 0);
+        for i in 0..count as usize {
+            let window = *children.add(i);
+            let mut name: *mut std::os::raw::c_char = std::ptr::null_mut();
+            if (x.XFetchName)(display, window, &mut name) == 0 || name.is_null() {
+                continue;
+            }
+            let title = std::ffi::CStr::from_ptr(name)
+                .to_string_lossy()
+                .into_owned();
+            (x.XFree)(name.cast());
+            if !title.starts_with(prefix) {
+                continue;
+            }
+            let mut message = xlib::XClientMessageEvent {
+                type_: xlib::ClientMessage,
+                serial: 0,
+                send_event: 1,
+                display,
+                window,
+                message_type: protocols,
+                format: 32,
+                data: xlib::ClientMessageData::new(),
+            };
+            message.data.set_long(0, delete as std::os::raw::c_long);
+            let mut event = xlib::XEvent::from(message);
+            (x.XSendEvent)(display, window, 0, xlib::NoEventMask, &mut event);
+            asked += 1;
+        }
+        if !children.is_null() {
+            (x.XFree)(children.cast());
+        }
+        (x.XFlush)(display);
+        (x.XCloseDisplay)(display);
+    }
+    asked
+}
+
+#[test]
+fn closing_the_preview_window_stops_the_run_cleanly() {
+    if !live_video() {
+        return;
+    }
+    let _turn = crate::one_at_a_time();
+    let dir = scratch("window-close");
+    let expected = grayscale_reference(&dir);
+    let video = dir.join("kept.y4m");
+    let mut args = vec![
+        "run",
+        "GUEST",
+        "--video-in",
+        "pattern",
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--video-out",
+        "window",
+        "--video-out",
+        "FILE",
+        "--realtime",
+        "--duration",
+        "60",
+    ];
+    let (guest, kept) = (s(&guest("grayscale")), file(&video));
+    (args[1], args[11]) = (&guest, &kept);
+    let stream = Running::spawn(&mut sandstream_command(&args));
+    wait_for_window(&dir, &[expected]);
+    let partial = dir.join("kept.y4m.partial");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::fs::metadata(&partial).map_or(0, |m| m.len()) < 10 * Y4M_FRAME {
+        assert!(Instant::now() < deadline, "no video was written");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        close_windows("Sandstream"),
+        1,
+        "one preview window to close"
+    );
+    let (ok, log) = stream.finish(Duration::from_secs(20));
+    assert!(ok, "closing the window is a clean stop: {log}");
+    assert!(log.contains("the preview window was closed"), "{log}");
+    assert!(
+        read_y4m(&video).len() >= 10,
+        "the other output is finalized"
+    );
 }

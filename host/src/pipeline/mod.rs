@@ -11,7 +11,7 @@ mod write;
 
 pub use crate::metrics::{Counters, Report};
 pub use control::{Clocking, RunControl, UserStop};
-pub use read::{Feed, PulledFeed};
+pub use read::{Feed, PulledFeed, Tap, TappedFeed};
 pub use sync::{Aligner, Released};
 
 use crate::clock;
@@ -157,6 +157,7 @@ pub struct StreamerBuilder {
     sandbox: SandboxPolicy,
     crossfade: Duration,
     devices: DeviceSettings,
+    preview_input: bool,
 }
 
 /// How audio devices are opened.
@@ -278,6 +279,13 @@ impl StreamerBuilder {
         self
     }
 
+    /// Shows the input beside the output in the preview window
+    /// (`--video-out window`).
+    pub fn preview_input(mut self, on: bool) -> Self {
+        self.preview_input = on;
+        self
+    }
+
     pub fn video_output(mut self, spec: VideoOutputSpec) -> Self {
         self.video_out.push(VideoOut::Spec(spec));
         self
@@ -391,9 +399,8 @@ impl StreamerBuilder {
             Some(input) => Some(open_video(
                 input,
                 self.video_out,
-                self.width,
-                self.height,
-                self.fps,
+                (self.width, self.height, self.fps),
+                self.preview_input,
             )?),
         };
         let live = audio.as_ref().is_some_and(|a| a.input.is_live())
@@ -593,6 +600,8 @@ struct StreamPlan<I: Item> {
     format: I::Format,
     /// Units per item: the audio block, one video frame.
     chunk: usize,
+    /// Sees each input item as it is read (the preview's input side).
+    tap: Option<Tap<I>>,
 }
 
 fn open_audio(
@@ -671,6 +680,7 @@ fn open_audio(
         sinks,
         format,
         chunk: block_frames as usize,
+        tap: None,
     })
 }
 
@@ -688,9 +698,8 @@ fn lazy_host<'a>(
 fn open_video(
     input: VideoIn,
     outputs: Vec<VideoOut>,
-    width: Option<u32>,
-    height: Option<u32>,
-    fps: Option<f64>,
+    (width, height, fps): (Option<u32>, Option<u32>, Option<f64>),
+    preview_input: bool,
 ) -> anyhow::Result<StreamPlan<VideoFrame>> {
     let fps_asked = match fps {
         None => None,
@@ -750,11 +759,26 @@ fn open_video(
         ..format
     };
     let mut sinks = Vec::new();
+    let mut tap: Option<Tap<VideoFrame>> = None;
     for output in outputs {
         sinks.push(match output {
+            VideoOut::Spec(VideoOutputSpec::Window) if preview_input && tap.is_none() => {
+                let (mut poster, reader) = crate::sink::latest_frame(format.frame_bytes());
+                tap = Some(Box::new(move |frame: &VideoFrame| poster.post(frame)));
+                Box::new(crate::sink::WindowSink::open_with_input(
+                    "Sandstream",
+                    output_format,
+                    Some(reader),
+                )?)
+            }
             VideoOut::Spec(spec) => spec.open(output_format)?,
             VideoOut::Sink(sink) => sink,
         });
+    }
+    if preview_input && tap.is_none() {
+        bail!(
+            "--preview-input shows the input beside the output in the preview window: add --video-out window"
+        );
     }
     if sinks.is_empty() {
         tracing::info!("no video output given: processed video is discarded (--video-out null)");
@@ -765,6 +789,7 @@ fn open_video(
         sinks,
         format: output_format,
         chunk: 1,
+        tap,
     })
 }
 
@@ -1022,7 +1047,7 @@ fn launch<I: GuestCall>(
         to_sync = Some((next, tx));
         next = rx;
     }
-    let feed: Box<dyn Feed<I>> = match plan.input {
+    let mut feed: Box<dyn Feed<I>> = match plan.input {
         Input::Live(feed) => feed,
         Input::Pulled(source) => {
             let mut feed = PulledFeed::new(source, plan.chunk)
@@ -1034,6 +1059,9 @@ fn launch<I: GuestCall>(
             Box::new(feed)
         }
     };
+    if let Some(tap) = plan.tap {
+        feed = Box::new(TappedFeed { feed, tap });
+    }
     let kind = I::KIND.name();
     let (run_r, pool_r) = (run.clone(), pool.clone());
     spawn(threads, &format!("{kind}-read"), move || {

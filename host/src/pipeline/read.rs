@@ -133,6 +133,38 @@ impl<I: Item> Feed<I> for PulledFeed<I> {
     }
 }
 
+/// Something that sees each item as it is read.
+pub type Tap<I> = Box<dyn FnMut(&I) + Send>;
+
+/// A feed whose items are also shown to `tap` as they pass (the preview
+/// window's input side).
+pub struct TappedFeed<I: Item> {
+    pub feed: Box<dyn Feed<I>>,
+    pub tap: Tap<I>,
+}
+
+impl<I: Item> Feed<I> for TappedFeed<I> {
+    fn format(&self) -> I::Format {
+        self.feed.format()
+    }
+
+    fn describe(&self) -> String {
+        self.feed.describe()
+    }
+
+    fn next(
+        &mut self,
+        pool: &BufferPool<I::Sample>,
+        run: &RunControl,
+    ) -> anyhow::Result<Option<I>> {
+        let item = self.feed.next(pool, run)?;
+        if let Some(item) = &item {
+            (self.tap)(item);
+        }
+        Ok(item)
+    }
+}
+
 /// The read stage. Offline, a full queue waits (nothing is lost); in real
 /// time it means the next stage is late, so the item is dropped and
 /// counted rather than delaying everything after it.
