@@ -8,6 +8,7 @@ mod adversary;
 mod audio;
 mod av;
 mod cache;
+mod camera_decode;
 mod cli_errors;
 mod fake_device;
 mod forged;

@@ -38,6 +38,12 @@ fn live_video() -> bool {
     true
 }
 
+/// The live video tests' turn (they take turns with the audio ones), or
+/// `None` when the services are not there.
+fn video_turn() -> Option<std::sync::MutexGuard<'static, ()>> {
+    live_video().then(crate::one_at_a_time)
+}
+
 /// A child process killed when dropped (a test that fails leaves none).
 struct Running(Child);
 
@@ -146,10 +152,7 @@ fn consecutive(found: &[Option<usize>]) -> usize {
 
 #[test]
 fn a_virtual_camera_serves_the_processed_frames_bit_exact_at_the_stream_rate() {
-    if !live_video() {
-        return;
-    }
-    let _turn = crate::one_at_a_time();
+    let Some(_turn) = video_turn() else { return };
     let dir = scratch("virtual-camera");
     let node = format!("sandstream-test-{}", std::process::id());
     let stream = Running::spawn(&mut sandstream_command(&[
@@ -224,10 +227,7 @@ fn a_virtual_camera_serves_the_processed_frames_bit_exact_at_the_stream_rate() {
 
 #[test]
 fn a_camera_served_by_pipewire_arrives_intact_counted_and_in_order() {
-    if !live_video() {
-        return;
-    }
-    let _turn = crate::one_at_a_time();
+    let Some(_turn) = video_turn() else { return };
     let dir = scratch("camera");
     let caps = "video/x-raw,format=YUY2,width=320,height=240,framerate=30/1";
     // The frames the camera will send, made by the same element offline.
@@ -435,10 +435,7 @@ fn window_run(extra: &[&str]) -> Running {
 
 #[test]
 fn the_preview_window_shows_the_processed_frame() {
-    if !live_video() {
-        return;
-    }
-    let _turn = crate::one_at_a_time();
+    let Some(_turn) = video_turn() else { return };
     let dir = scratch("window");
     let expected = grayscale_reference(&dir);
     let _stream = window_run(&[]);
@@ -451,10 +448,7 @@ fn the_preview_window_shows_the_processed_frame() {
 
 #[test]
 fn the_preview_window_shows_the_input_beside_the_output() {
-    if !live_video() {
-        return;
-    }
-    let _turn = crate::one_at_a_time();
+    let Some(_turn) = video_turn() else { return };
     let dir = scratch("window-input");
     let processed = grayscale_reference(&dir);
     let input = pattern_frames(1).remove(0);
@@ -576,10 +570,7 @@ const Y4M_FRAME: u64 = 320 * 240 * 3 / 2 + 6;
 
 #[test]
 fn a_camera_that_disappears_mid_run_stops_the_run_with_its_name_and_outputs_kept() {
-    if !live_video() {
-        return;
-    }
-    let _turn = crate::one_at_a_time();
+    let Some(_turn) = video_turn() else { return };
     let dir = scratch("camera-gone");
     let camera = ball_camera(&format!("sandstream-test-gone-{}", std::process::id()));
     let (video, audio) = (dir.join("video.y4m"), dir.join("audio.wav"));
@@ -757,10 +748,7 @@ fn camera_timestamp_probe() {
 
 #[test]
 fn a_camera_stamps_each_frame_with_its_capture_time() {
-    if !live_video() {
-        return;
-    }
-    let _turn = crate::one_at_a_time();
+    let Some(_turn) = video_turn() else { return };
     let _camera = ball_camera(&format!("sandstream-test-stamps-{}", std::process::id()));
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "video::camera_timestamp_probe", "--nocapture"])
@@ -808,10 +796,7 @@ fn a_camera_stamps_each_frame_with_its_capture_time() {
 
 #[test]
 fn devices_lists_a_camera_with_its_modes() {
-    if !live_video() {
-        return;
-    }
-    let _turn = crate::one_at_a_time();
+    let Some(_turn) = video_turn() else { return };
     let _camera = ball_camera(&format!("sandstream-test-listed-{}", std::process::id()));
     // nokhwa lists /dev/video* entries, and the emulation has none: a
     // private mount namespace gets a /dev with a dummy video0 (and the
@@ -911,10 +896,7 @@ fn close_windows(prefix: &str) -> usize {
 
 #[test]
 fn closing_the_preview_window_stops_the_run_cleanly() {
-    if !live_video() {
-        return;
-    }
-    let _turn = crate::one_at_a_time();
+    let Some(_turn) = video_turn() else { return };
     let dir = scratch("window-close");
     let expected = grayscale_reference(&dir);
     let video = dir.join("kept.y4m");

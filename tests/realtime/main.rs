@@ -159,3 +159,114 @@ fn real_device_callbacks_do_not_allocate_in_our_code() {
         "hot sections allocated {allocations} times in 250 blocks; {report}"
     );
 }
+
+/// The live video path: a camera (served by GStreamer, read through
+/// PipeWire's V4L2 emulation) → capture thread → read → guest → write →
+/// the PipeWire virtual camera, read by `pipewiresrc`. The emulation must
+/// be preloaded when a process starts, so the test runs itself again with
+/// it; the child does the counting.
+#[test]
+fn the_live_video_path_does_not_allocate() {
+    if std::env::var_os("SANDSTREAM_LIVE_VIDEO").is_none() {
+        eprintln!("skipped: run with `cargo xtask test` (needs its PipeWire)");
+        return;
+    }
+    if std::env::var_os("SANDSTREAM_RT_VIDEO_CHILD").is_some() {
+        return count_live_video_allocations();
+    }
+    let node = format!("rt-camera-{}", std::process::id());
+    let mut camera = std::process::Command::new("gst-launch-1.0")
+        .args(["-q", "videotestsrc", "pattern=ball", "is-live=true", "!"])
+        .arg("video/x-raw,format=YUY2,width=320,height=240,framerate=30/1")
+        .args(["!", "pipewiresink", "mode=provide"])
+        .arg(format!(
+            "stream-properties=props,media.class=Video/Source,node.name={node}"
+        ))
+        .spawn()
+        .unwrap();
+    wait_for_node(&node);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "the_live_video_path_does_not_allocate",
+            "--nocapture",
+        ])
+        .env("SANDSTREAM_RT_VIDEO_CHILD", "1")
+        .env(
+            "LD_PRELOAD",
+            std::env::var("SANDSTREAM_V4L2_PRELOAD").unwrap(),
+        )
+        .output()
+        .unwrap();
+    let _ = camera.kill();
+    let _ = camera.wait();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn wait_for_node(name: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let wanted = format!("node.name = \"{name}\"");
+    loop {
+        let out = std::process::Command::new("pw-cli")
+            .args(["ls", "Node"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).contains(&wanted) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "no node {name}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn count_live_video_allocations() {
+    use sandstream::camera::{self, ModeRequest};
+    let request = ModeRequest {
+        width: 320,
+        height: 240,
+        fps: 30.0,
+    };
+    let feed = camera::open("0", request).unwrap();
+    let format = sandstream::pipeline::Feed::format(&feed);
+    let node = format!("rt-virtual-{}", std::process::id());
+    let virtual_camera = sandstream::sink::PipeWireCamera::create(&node, format).unwrap();
+    let stream = Streamer::builder()
+        .guest_path(guest("passthrough"))
+        .video_feed(Box::new(feed))
+        .video_sink(Box::new(virtual_camera))
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
+    // Someone watching, so the node streams.
+    let mut viewer = std::process::Command::new("gst-launch-1.0")
+        .args(["-q", "pipewiresrc", &format!("target-object={node}")])
+        .args(["!", "video/x-raw", "!", "fakesink"])
+        .spawn()
+        .unwrap();
+    let stats = stream.stats_handle();
+    let frames = |n: u64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while stats.report().video.items_out < n {
+            assert!(std::time::Instant::now() < deadline, "the run stalled");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    frames(30);
+    rt::arm();
+    frames(30 + 150);
+    let allocations = rt::disarm();
+    stream.stop();
+    let _ = viewer.kill();
+    let _ = viewer.wait();
+    let report = stream.wait().unwrap();
+    assert_eq!(
+        allocations, 0,
+        "hot sections allocated {allocations} times in 150 frames; {report}"
+    );
+}

@@ -156,29 +156,13 @@ fn find(name: &str) -> Result<(CameraIndex, String), DeviceError> {
         return Ok((CameraIndex::Index(index), format!("camera {index}")));
     }
     let listed = list(false)?;
-    let wanted = name.to_lowercase();
-    let matching = |whole: bool| -> Vec<&CameraInfo> {
-        listed
-            .iter()
-            .filter(|c| {
-                let have = c.name.to_lowercase();
-                if whole {
-                    have == wanted
-                } else {
-                    have.contains(&wanted)
-                }
-            })
-            .collect()
-    };
-    let found = if name.eq_ignore_ascii_case("default") {
+    let found: Vec<&CameraInfo> = if name.eq_ignore_ascii_case("default") {
         listed.iter().take(1).collect()
     } else {
-        let whole = matching(true);
-        if whole.is_empty() {
-            matching(false)
-        } else {
-            whole
-        }
+        crate::device::matching(&listed, name, |c| vec![c.name.as_str()])
+            .into_iter()
+            .map(|i| &listed[i])
+            .collect()
     };
     let label = |c: &CameraInfo| format!("{} (camera:{})", c.name, c.index);
     match found.as_slice() {

@@ -303,21 +303,6 @@ pub fn find(
         available,
     };
     let labels = || all.iter().map(Enumerated::label).collect::<Vec<_>>();
-    let wanted = name.to_lowercase();
-    let matching = |whole: bool| -> Vec<usize> {
-        (0..all.len())
-            .filter(|&i| {
-                [&all[i].id, &all[i].description].iter().any(|text| {
-                    let text = text.to_lowercase();
-                    if whole {
-                        text == wanted
-                    } else {
-                        text.contains(&wanted)
-                    }
-                })
-            })
-            .collect()
-    };
     let found = if name.eq_ignore_ascii_case("default") {
         let listed = all.iter().position(|d| d.is_default);
         // A host may name a default it does not enumerate: take it as is.
@@ -332,12 +317,7 @@ pub fn find(
         }
         listed.into_iter().collect()
     } else {
-        let whole = matching(true);
-        if whole.is_empty() {
-            matching(false)
-        } else {
-            whole
-        }
+        super::matching(&all, name, |d| vec![d.id.as_str(), d.description.as_str()])
     };
     match found.as_slice() {
         [one] => {

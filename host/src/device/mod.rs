@@ -7,6 +7,7 @@ mod cpal_backend;
 mod drift;
 mod error;
 pub mod fake;
+mod matching;
 mod playback;
 mod status;
 
@@ -17,6 +18,7 @@ pub use cpal_backend::{
 };
 pub use drift::DriftCorrector;
 pub use error::{DeviceError, Direction, is_disconnect};
+pub use matching::matching;
 pub use playback::{PlaybackBudget, PlaybackSide, PlaybackSink, playback_ring};
 pub use status::DeviceStatus;
 

@@ -166,6 +166,10 @@ impl PlaybackSink {
 }
 
 impl Sink<AudioBlock> for PlaybackSink {
+    fn is_real_time(&self) -> bool {
+        true
+    }
+
     fn write(&mut self, block: &AudioBlock) -> anyhow::Result<()> {
         let _hot = rt::hot();
         // The block's first frame plays after what is queued ahead of it

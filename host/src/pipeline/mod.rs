@@ -405,9 +405,26 @@ impl StreamerBuilder {
         };
         let live = audio.as_ref().is_some_and(|a| a.input.is_live())
             || video.as_ref().is_some_and(|v| v.input.is_live());
+        // A file played into a device or a virtual camera plays at its own
+        // rate, not as fast as the disk reads.
+        let real_time_output = audio
+            .iter()
+            .flat_map(|a| a.sinks.iter().map(|s| (s.is_real_time(), s.describe())))
+            .chain(
+                video
+                    .iter()
+                    .flat_map(|v| v.sinks.iter().map(|s| (s.is_real_time(), s.describe()))),
+            )
+            .find_map(|(real_time, name)| real_time.then_some(name));
+        if let Some(output) = &real_time_output
+            && !live
+            && !self.realtime
+        {
+            tracing::info!("inputs paced to the clock: {output} plays in real time");
+        }
         let clocking = if live {
             Clocking::Live
-        } else if self.realtime {
+        } else if self.realtime || real_time_output.is_some() {
             Clocking::Paced
         } else {
             Clocking::Offline

@@ -49,6 +49,12 @@ pub trait Sink<I: Item>: Send {
     /// Adds what the sink itself counts (a device's underruns) to the
     /// stream's counters; called after each write.
     fn report(&self, _counters: &StreamCounters) {}
+
+    /// True for outputs that play or show in real time (a device, a
+    /// virtual camera, a window): a run with one is paced to the clock.
+    fn is_real_time(&self) -> bool {
+        false
+    }
 }
 
 /// A consumer of processed audio.

@@ -199,7 +199,14 @@ impl PipeWireCamera {
 }
 
 impl Sink<VideoFrame> for PipeWireCamera {
+    fn is_real_time(&self) -> bool {
+        true
+    }
+
     fn write(&mut self, frame: &VideoFrame) -> anyhow::Result<()> {
+        // A copy, a try-lock and an eventfd write: nothing that allocates
+        // or waits (tests/realtime checks it).
+        let _hot = crate::rt::hot();
         if let Some(error) = self
             .status
             .error
@@ -339,6 +346,7 @@ fn serve(
             }
         })
         .process(|stream, serving| {
+            let _hot = crate::rt::hot();
             let Some(layout) = serving.negotiated else {
                 return;
             };

@@ -206,6 +206,10 @@ fn rgba_to_yuyv(
 }
 
 impl Sink<VideoFrame> for LoopbackSink {
+    fn is_real_time(&self) -> bool {
+        true
+    }
+
     fn write(&mut self, frame: &VideoFrame) -> anyhow::Result<()> {
         rgba_to_yuyv(&frame.pixels, self.format, &mut self.planes, &mut self.yuyv)?;
         self.device

@@ -87,10 +87,16 @@ impl WindowSink {
 }
 
 impl Sink<VideoFrame> for WindowSink {
+    fn is_real_time(&self) -> bool {
+        true
+    }
+
     fn write(&mut self, frame: &VideoFrame) -> anyhow::Result<()> {
         if self.shared.closed.load(Relaxed) {
+            // Once: the run stops.
             return Err(UserStop("the preview window was closed".into()).into());
         }
+        let _hot = crate::rt::hot();
         self.poster.post(frame);
         Ok(())
     }
