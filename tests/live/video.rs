@@ -940,3 +940,31 @@ fn closing_the_preview_window_stops_the_run_cleanly() {
         "the other output is finalized"
     );
 }
+
+#[test]
+fn a_file_played_into_a_virtual_camera_is_paced_to_its_frame_rate() {
+    let Some(_turn) = video_turn() else { return };
+    let dir = scratch("paced-file");
+    let clip = dir.join("clip.y4m");
+    testsrc(&clip, "320x240", 30, 2.0, "yuv420p");
+    let node = format!("sandstream-test-paced-{}", std::process::id());
+    let stream = Running::spawn(&mut sandstream_command(&[
+        "run",
+        &s(&guest("passthrough")),
+        "--video-in",
+        &file(&clip),
+        "--video-out",
+        &format!("pipewire:{node}"),
+    ]));
+    let (ok, log) = stream.finish(Duration::from_secs(30));
+    assert!(ok, "{log}");
+    // No --realtime: the virtual camera makes the run real time by itself,
+    // so its 60 frames are not thrown at it as fast as the disk reads.
+    assert!(
+        log.contains(&format!(
+            "inputs paced to the clock: PipeWire camera {node} plays in real time"
+        )),
+        "{log}"
+    );
+    assert!(log.contains("video: 60 frames in, 60 out"), "{log}");
+}
