@@ -6,8 +6,27 @@ use std::path::Path;
 
 /// Runs, expects failure, and returns the one error line.
 fn fails(args: &[&str]) -> String {
-    let run = sandstream(args);
-    let err = stderr(&run);
+    one_error_line(&sandstream(args), args)
+}
+
+/// `fails`, with changes to the environment (`None` removes a variable).
+fn fails_with(env: &[(&str, Option<&str>)], args: &[&str]) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sandstream"));
+    command
+        .arg("--quiet")
+        .args(args)
+        .env("SANDSTREAM_CACHE_DIR", cache_dir());
+    for (key, value) in env {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
+    one_error_line(&command.output().unwrap(), args)
+}
+
+fn one_error_line(run: &std::process::Output, args: &[&str]) -> String {
+    let err = stderr(run);
     assert_eq!(
         run.status.code(),
         Some(1),
@@ -270,4 +289,67 @@ fn config_file_supplies_options_and_guest_settings() {
         (max - 0.125).abs() < 0.005,
         "0.5 tone x 0.25 gain, got max {max}"
     );
+}
+
+#[test]
+fn a_virtual_camera_without_pipewire_says_what_to_start() {
+    let empty = s(&scratch("no-pipewire"));
+    let err = fails_with(
+        &[
+            ("PIPEWIRE_RUNTIME_DIR", Some(&empty)),
+            ("XDG_RUNTIME_DIR", Some(&empty)),
+            ("PIPEWIRE_REMOTE", None),
+        ],
+        &[
+            "run",
+            &s(&guest("passthrough")),
+            "--video-in",
+            "pattern",
+            "--video-out",
+            "pipewire:cam",
+            "--duration",
+            "0.1",
+        ],
+    );
+    assert!(
+        err.contains("PipeWire is not available")
+            && err.contains("start pipewire and wireplumber")
+            && err.contains("v4l2loopback"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_preview_window_without_a_display_says_so() {
+    let err = fails_with(
+        &[("DISPLAY", None), ("WAYLAND_DISPLAY", None)],
+        &[
+            "run",
+            &s(&guest("passthrough")),
+            "--video-in",
+            "pattern",
+            "--video-out",
+            "window",
+            "--duration",
+            "0.1",
+        ],
+    );
+    assert!(
+        err.contains("cannot open a preview window") && err.contains("no DISPLAY"),
+        "{err}"
+    );
+}
+
+#[test]
+fn preview_input_without_a_window_is_refused() {
+    let err = fails(&[
+        "run",
+        &s(&guest("passthrough")),
+        "--video-in",
+        "pattern",
+        "--preview-input",
+        "--duration",
+        "0.1",
+    ]);
+    assert!(err.contains("add --video-out window"), "{err}");
 }

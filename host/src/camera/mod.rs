@@ -153,7 +153,7 @@ pub fn list(with_modes: bool) -> Result<Vec<CameraInfo>, DeviceError> {
 /// case-insensitively.
 fn find(name: &str) -> Result<(CameraIndex, String), DeviceError> {
     if let Ok(index) = name.trim().parse::<u32>() {
-        return Ok((CameraIndex::Index(index), format!("camera {index}")));
+        return Ok((CameraIndex::Index(index), format!("camera:{index}")));
     }
     let listed = list(false)?;
     let found: Vec<&CameraInfo> = if name.eq_ignore_ascii_case("default") {
@@ -175,7 +175,7 @@ fn find(name: &str) -> Result<(CameraIndex, String), DeviceError> {
         }
         [] if name.eq_ignore_ascii_case("default") => {
             // Nothing listed: try the first index all the same.
-            Ok((CameraIndex::Index(0), "camera 0".to_string()))
+            Ok((CameraIndex::Index(0), "camera:0".to_string()))
         }
         [] => Err(DeviceError::NotFound {
             what: "camera".to_string(),

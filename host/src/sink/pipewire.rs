@@ -160,8 +160,8 @@ impl PipeWireCamera {
         let unavailable = |detail: String| DeviceError::Unavailable {
             host: "PipeWire".into(),
             detail,
-            hint: "start pipewire and wireplumber (see README, \"Virtual camera\"), \
-                   or use --video-out v4l2:/dev/videoN with v4l2loopback"
+            hint: "start pipewire and wireplumber (desktop sessions run them), or use \
+                   --video-out v4l2:/dev/videoN with v4l2loopback"
                 .into(),
         };
         match ready_rx.recv_timeout(READY_TIMEOUT) {
