@@ -142,6 +142,24 @@ fn positions(got: &[Vec<u8>], reference: &[Vec<u8>]) -> Vec<Option<usize>> {
         .collect()
 }
 
+/// Every one of 90 frames `got` is exactly a frame of `reference`, and at
+/// least 85 of the 89 steps between them go to the next frame (tolerance: a
+/// loaded 2-core VM may replace a frame now and then).
+fn assert_frames_in_order(got: &[Vec<u8>], reference: &[Vec<u8>]) {
+    assert_eq!(got.len(), 90);
+    let found = positions(got, reference);
+    let unmatched = found.iter().filter(|f| f.is_none()).count();
+    assert_eq!(
+        unmatched, 0,
+        "every frame is a frame that was sent, bit-exact"
+    );
+    let steps = consecutive(&found);
+    assert!(
+        steps >= 85,
+        "{steps} of 89 steps were to the next frame: {found:?}"
+    );
+}
+
 /// Steps of exactly one frame between consecutive matches.
 fn consecutive(found: &[Option<usize>]) -> usize {
     found
@@ -211,25 +229,13 @@ fn a_virtual_camera_serves_the_processed_frames_bit_exact_at_the_stream_rate() {
     let bytes = std::fs::read(&raw).unwrap();
     assert_eq!(bytes.len(), 90 * frame_bytes(), "90 whole RGBA frames");
     let got: Vec<Vec<u8>> = bytes.chunks(frame_bytes()).map(<[u8]>::to_vec).collect();
-    let found = positions(&got, &pattern_frames(30 * 12));
-    let unmatched = found.iter().filter(|f| f.is_none()).count();
-    assert_eq!(
-        unmatched, 0,
-        "every frame read back is a frame of the pattern, bit-exact"
-    );
-    // Tolerance: a loaded 2-core VM may replace a frame now and then.
-    let steps = consecutive(&found);
-    assert!(
-        steps >= 85,
-        "{steps} of 89 steps were to the next frame: {found:?}"
-    );
+    assert_frames_in_order(&got, &pattern_frames(30 * 12));
 }
 
 #[test]
 fn a_camera_served_by_pipewire_arrives_intact_counted_and_in_order() {
     let Some(_turn) = video_turn() else { return };
     let dir = scratch("camera");
-    let caps = "video/x-raw,format=YUY2,width=320,height=240,framerate=30/1";
     // The frames the camera will send, made by the same element offline.
     let reference_raw = dir.join("reference.yuyv");
     tool(
@@ -240,33 +246,14 @@ fn a_camera_served_by_pipewire_arrives_intact_counted_and_in_order() {
             "pattern=ball",
             "num-buffers=600",
             "!",
-            caps,
+            CAMERA_CAPS,
             "!",
             "filesink",
             &format!("location={}", reference_raw.display()),
         ],
     );
-    let node = format!("sandstream-test-camera-{}", std::process::id());
-    let _camera = Running::spawn(
-        Command::new("gst-launch-1.0")
-            .args([
-                "-q",
-                "videotestsrc",
-                "pattern=ball",
-                "is-live=true",
-                "!",
-                caps,
-            ])
-            .args(["!", "pipewiresink", "mode=provide"])
-            .arg(format!(
-                "stream-properties=props,media.class=Video/Source,node.name={node}"
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    wait_for_node(&node);
+    let _camera = ball_camera(&format!("sandstream-test-camera-{}", std::process::id()));
     let captured = dir.join("captured.y4m");
-    let preload = std::env::var("SANDSTREAM_V4L2_PRELOAD").expect("set by cargo xtask test");
     let (ok, report) = Running::spawn(
         sandstream_command(&[
             "run",
@@ -282,7 +269,7 @@ fn a_camera_served_by_pipewire_arrives_intact_counted_and_in_order() {
             "--duration",
             "3",
         ])
-        .env("LD_PRELOAD", preload),
+        .env("LD_PRELOAD", preload()),
     )
     .finish(Duration::from_secs(30));
     assert!(ok, "sandstream failed: {report}");
@@ -312,17 +299,7 @@ fn a_camera_served_by_pipewire_arrives_intact_counted_and_in_order() {
     let reference = read_y4m(&reference_y4m);
     let got = read_y4m(&captured);
     assert_eq!(got.len(), 90, "3 s at 30 fps");
-    let found = positions(&got, &reference);
-    let unmatched = found.iter().filter(|f| f.is_none()).count();
-    assert_eq!(
-        unmatched, 0,
-        "every captured frame is a frame the camera sent, intact"
-    );
-    let steps = consecutive(&found);
-    assert!(
-        steps >= 85,
-        "{steps} of 89 steps were to the next frame: {found:?}"
-    );
+    assert_frames_in_order(&got, &reference);
 }
 
 fn read_y4m(path: &Path) -> Vec<Vec<u8>> {
@@ -541,16 +518,15 @@ fn an_unknown_camera_is_an_error_that_lists_the_cameras() {
     );
 }
 
+/// What the test cameras send.
+const CAMERA_CAPS: &str = "video/x-raw,format=YUY2,width=320,height=240,framerate=30/1";
+
 /// Serves GStreamer's moving ball as a PipeWire camera node `name`.
 fn ball_camera(name: &str) -> Running {
     let camera = Running::spawn(
         Command::new("gst-launch-1.0")
             .args(["-q", "videotestsrc", "pattern=ball", "is-live=true"])
-            .args([
-                "!",
-                "video/x-raw,format=YUY2,width=320,height=240,framerate=30/1",
-            ])
-            .args(["!", "pipewiresink", "mode=provide"])
+            .args(["!", CAMERA_CAPS, "!", "pipewiresink", "mode=provide"])
             .arg(format!(
                 "stream-properties=props,media.class=Video/Source,node.name={name}"
             ))
