@@ -22,7 +22,9 @@ use pw::spa::param::format::{FormatProperties, MediaSubtype, MediaType};
 use pw::spa::param::video::{VideoFormat as SpaVideoFormat, VideoInfoRaw};
 use pw::spa::pod::{Object, Pod, Property, Value, serialize::PodSerializer};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -57,7 +59,25 @@ struct NodeStatus {
     frames_sent: AtomicU64,
     /// Process calls that found no free buffer: the consumer held them all.
     no_buffer: AtomicU64,
+    /// Set once `error` holds why the node failed: the writer checks this
+    /// flag, not the lock, per frame.
+    failed: AtomicBool,
     error: Mutex<Option<String>>,
+}
+
+impl NodeStatus {
+    fn fail(&self, why: String) {
+        *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+        self.failed.store(true, Release);
+    }
+
+    /// Why the node failed, if it did.
+    fn failure(&self) -> Option<String> {
+        if !self.failed.load(Acquire) {
+            return None;
+        }
+        self.error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 /// Wakes PipeWire's loop from another thread: an eventfd, and whether the
@@ -152,7 +172,7 @@ impl PipeWireCamera {
                     if let Err(error) = served {
                         let text = error.to_string();
                         let _ = ready_tx.try_send(Err(text.clone()));
-                        *status.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+                        status.fail(text);
                     }
                 })
                 .context("spawning the PipeWire thread")?
@@ -204,16 +224,10 @@ impl Sink<VideoFrame> for PipeWireCamera {
     }
 
     fn write(&mut self, frame: &VideoFrame) -> anyhow::Result<()> {
-        // A copy, a try-lock and an eventfd write: nothing that allocates
-        // or waits (tests/realtime checks it).
+        // A flag, a copy and an eventfd write: nothing that allocates,
+        // locks or waits (tests/realtime checks it).
         let _hot = crate::rt::hot();
-        if let Some(error) = self
-            .status
-            .error
-            .try_lock()
-            .ok()
-            .and_then(|slot| slot.clone())
-        {
+        if let Some(error) = self.status.failure() {
             return Err(DeviceError::Disconnected {
                 device: self.label.clone(),
                 detail: error,
@@ -319,11 +333,7 @@ fn serve(
                     if let Some(ready) = serving.ready.take() {
                         let _ = ready.try_send(Err(text.clone()));
                     }
-                    *serving
-                        .status
-                        .error
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner()) = Some(text);
+                    serving.status.fail(text);
                 }
                 _ => {}
             }
