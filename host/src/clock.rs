@@ -22,3 +22,8 @@ pub fn sleep_until_ns(deadline_ns: u64) {
         std::thread::sleep(Duration::from_nanos(deadline_ns - now));
     }
 }
+
+/// The `Instant` at which the clock reads `ns` (for timed waits).
+pub fn instant_at(ns: u64) -> Instant {
+    epoch() + Duration::from_nanos(ns)
+}

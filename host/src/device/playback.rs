@@ -10,12 +10,10 @@
 use super::DeviceStatus;
 use super::drift::DriftCorrector;
 use super::status::{PresenceCheck, Watchdog};
-use crate::clock;
 use crate::media::{AudioBlock, AudioFormat};
 use crate::metrics::StreamCounters;
 use crate::rt;
-use crate::sink::Sink;
-use hdrhistogram::Histogram;
+use crate::sink::{OutputDelay, Sink};
 use rtrb::{Consumer, Producer, RingBuffer};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -74,11 +72,11 @@ pub fn playback_ring(
     Ok((
         PlaybackSink {
             ring: producer,
-            // 1 µs to 60 s at 3 significant digits, allocated once here.
-            latency: Histogram::new_with_bounds(1, 60_000_000, 3)?,
-            writes: 0,
             capacity_frames,
             budget_frames: budget.max_frames,
+            target_frames: budget.target_frames,
+            next_frame: None,
+            last_frame: vec![0.0; channels],
             format,
             drift,
             status: status.clone(),
@@ -98,11 +96,13 @@ pub fn playback_ring(
 /// The pipeline side of a playback ring: a [`Sink`].
 pub struct PlaybackSink {
     ring: Producer<f32>,
-    /// Capture → device output latency of each block, in microseconds.
-    latency: Histogram<u64>,
-    writes: u64,
     capacity_frames: usize,
     budget_frames: usize,
+    target_frames: usize,
+    /// The first frame the next block has when none was dropped.
+    next_frame: Option<u64>,
+    /// The last frame pushed (a fade after a gap starts from it).
+    last_frame: Vec<f32>,
     format: AudioFormat,
     drift: DriftCorrector,
     status: Arc<DeviceStatus>,
@@ -138,6 +138,13 @@ impl PlaybackSink {
     /// # Errors
     /// When the device disconnected.
     pub fn push(&mut self, samples: &[f32]) -> anyhow::Result<()> {
+        self.push_after(samples, false)
+    }
+
+    /// Pushes one block; `after_gap`: blocks before it were dropped
+    /// upstream (too late for the budget), so it fades in from where the
+    /// last block ended instead of jumping there (a click).
+    fn push_after(&mut self, samples: &[f32], after_gap: bool) -> anyhow::Result<()> {
         let _hot = rt::hot();
         self.watchdog.check(&self.status);
         if let Some(error) = self.status.disconnected(&self.name) {
@@ -158,8 +165,21 @@ impl PlaybackSink {
                 .fetch_add((out.len() / channels) as u64, Relaxed);
             return Ok(());
         }
+        let last = &mut self.last_frame;
         if let Ok(chunk) = self.ring.write_chunk_uninit(out.len()) {
-            chunk.fill_from_iter(out.iter().copied());
+            let fade = if after_gap { FADE_FRAMES } else { 0 };
+            chunk.fill_from_iter(out.iter().enumerate().map(|(i, &sample)| {
+                let frame = i / channels;
+                if frame < fade {
+                    let t = (frame as f32 + 0.5) / fade as f32;
+                    last[i % channels] * (1.0 - t) + sample * t
+                } else {
+                    sample
+                }
+            }));
+        }
+        if out.len() >= channels {
+            last.copy_from_slice(&out[out.len() - channels..]);
         }
         Ok(())
     }
@@ -171,15 +191,23 @@ impl Sink<AudioBlock> for PlaybackSink {
     }
 
     fn write(&mut self, block: &AudioBlock) -> anyhow::Result<()> {
-        let _hot = rt::hot();
-        // The block's first frame plays after what is queued ahead of it
-        // and the device's own buffer: capture → here, plus both.
-        let queued = self.format.frame_time_ns(self.fill_frames() as u64);
+        let frames = (block.samples.len() / usize::from(self.format.channels)) as u64;
+        let after_gap = self
+            .next_frame
+            .is_some_and(|next| block.first_frame != next);
+        self.next_frame = Some(block.first_frame + frames);
+        self.push_after(&block.samples, after_gap)
+    }
+
+    /// A block's first frame plays after what is queued ahead of it and
+    /// the device's own buffer.
+    fn output_delay(&self) -> Option<OutputDelay> {
         let device = self.status.output_delay_ns.load(Relaxed);
-        let latency = clock::now_ns().saturating_sub(block.timestamp_ns) + queued + device;
-        self.writes += 1;
-        let _ = self.latency.record((latency / 1_000).max(1));
-        self.push(&block.samples)
+        let time = |frames: usize| self.format.frame_time_ns(frames as u64);
+        Some(OutputDelay {
+            now_ns: time(self.fill_frames()) + device,
+            steady_ns: time(self.target_frames) + device,
+        })
     }
 
     /// Lets what is queued play out (at most the budget's worth of time).
@@ -211,11 +239,6 @@ impl Sink<AudioBlock> for PlaybackSink {
             .store(status.frames_dropped.load(Relaxed), Relaxed);
         let ppm = (self.drift.correction().abs() * 1e6).round() as u64;
         counters.drift_correction_ppm.store(ppm, Relaxed);
-        if !self.latency.is_empty() && self.writes.is_multiple_of(16) {
-            let quantile = |q| self.latency.value_at_quantile(q);
-            counters.latency_median_us.store(quantile(0.5), Relaxed);
-            counters.latency_p99_us.store(quantile(0.99), Relaxed);
-        }
     }
 }
 

@@ -100,3 +100,16 @@ impl RunControl {
         }
     }
 }
+
+/// Held by each stage's thread: if the thread panics, the run stops, so no
+/// stage keeps feeding one that is gone (real-time queues never report a
+/// taker gone). The panic itself is reported when the thread is joined.
+pub struct StopOnPanic<'a>(pub &'a RunControl);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.request_stop();
+        }
+    }
+}

@@ -2,8 +2,10 @@
 //! one thread per stage, joined by bounded channels. See
 //! `docs/ARCHITECTURE.md` for the picture.
 
+pub mod budget;
 mod control;
 mod process;
+mod queue;
 mod read;
 mod safety;
 mod sync;
@@ -12,7 +14,7 @@ mod write;
 pub use crate::metrics::{Counters, Report};
 pub use control::{Clocking, RunControl, UserStop};
 pub use read::{Feed, PulledFeed, Tap, TappedFeed};
-pub use sync::{Aligner, Released};
+pub use sync::{LipSync, Released};
 
 use crate::clock;
 use crate::guest::controller::{ControlHandle, Controller, FileWatcher, Maker, WorkshopHandle};
@@ -27,19 +29,18 @@ use crate::sink::{AudioSink, NullSink, VideoSink};
 use crate::source::{AudioSource, Source, VideoSource};
 use crate::spec::{AudioInputSpec, AudioOutputSpec, VideoInputSpec, VideoOutputSpec};
 use anyhow::{Context as _, anyhow, bail};
-use crossbeam_channel::{Receiver, Sender};
-use process::{GuestCall, Lane, Outlet, ProcessLanes};
+use process::{GuestCall, Lane, Outlet, Pace, ProcessLanes};
+use queue::Handoff;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+use sync::SyncLane;
 use write::Sinks;
 
-/// Items queued between two stages: deep enough to absorb jitter, shallow
-/// enough to keep latency low in real time.
-fn queue_depth<I: Item>() -> usize {
-    write::sink_queue_depth::<I>()
-}
+/// Items queued between two stages offline, where nothing is dropped: deep
+/// enough that the stages overlap. (Real time: from the latency budget.)
+const OFFLINE_QUEUE_DEPTH: usize = 8;
 
 /// Ends the run for a stage's error: a device that went away stops it with
 /// its outputs kept; anything else fails it (outputs discarded).
@@ -62,6 +63,9 @@ pub const DEFAULT_WIDTH: u32 = 640;
 pub const DEFAULT_HEIGHT: u32 = 360;
 pub const DEFAULT_FPS: f64 = 30.0;
 pub const DEFAULT_MAX_UNSYNCED: Duration = Duration::from_millis(10);
+/// How long one stream waits for the other to start (a camera can take a
+/// second to deliver its first frame).
+const SYNC_START_HOLD_NS: u64 = 2_000_000_000;
 
 /// The guest's lifecycle as the pipeline runs it.
 pub type GuestLifecycle = Lifecycle<WorkshopHandle>;
@@ -167,8 +171,10 @@ pub struct DeviceSettings {
     pub host: Option<String>,
     /// Frames per device callback [default: 512].
     pub buffer_frames: Option<u32>,
-    /// Most audio the playback ring may hold before its oldest is dropped
-    /// [default: 6 buffers or blocks, at least 50 ms].
+    /// The latency budget: the longest from capture to the output playing
+    /// an item (see [`budget`]) [default: for audio, a block and two device
+    /// buffers plus 6 buffers or blocks of playback ring, at least 50 ms of
+    /// it; for video, 3 frames, at least 100 ms].
     pub latency: Option<Duration>,
 }
 
@@ -179,17 +185,6 @@ pub const DEFAULT_DEVICE_BUFFER: u32 = 512;
 impl DeviceSettings {
     fn buffer(&self) -> u32 {
         self.buffer_frames.unwrap_or(DEFAULT_DEVICE_BUFFER)
-    }
-
-    fn budget(&self, format: AudioFormat, block_frames: u32) -> crate::device::PlaybackBudget {
-        let frames = match self.latency {
-            Some(latency) => (latency.as_secs_f64() * f64::from(format.sample_rate)) as usize,
-            None => {
-                let period = self.buffer().max(block_frames) as usize;
-                (6 * period).max(format.sample_rate as usize / 20)
-            }
-        };
-        crate::device::PlaybackBudget::new(frames)
     }
 }
 
@@ -401,6 +396,7 @@ impl StreamerBuilder {
                 self.video_out,
                 (self.width, self.height, self.fps),
                 self.preview_input,
+                &self.devices,
             )?),
         };
         let live = audio.as_ref().is_some_and(|a| a.input.is_live())
@@ -504,6 +500,14 @@ impl StreamerBuilder {
             );
         }
 
+        let budget = [
+            audio.as_ref().map(|a| a.budget),
+            video.as_ref().map(|v| v.budget),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or_default();
         Ok(Streamer {
             program,
             guest,
@@ -517,6 +521,7 @@ impl StreamerBuilder {
             video,
             block_frames,
             max_unsynced,
+            budget,
             clocking,
             duration: self.duration,
         })
@@ -619,6 +624,8 @@ struct StreamPlan<I: Item> {
     chunk: usize,
     /// Sees each input item as it is read (the preview's input side).
     tap: Option<Tap<I>>,
+    /// The stream's latency budget (real time).
+    budget: Duration,
 }
 
 fn open_audio(
@@ -682,7 +689,7 @@ fn open_audio(
                 format,
                 devices.buffer(),
                 block_frames as usize,
-                devices.budget(format, block_frames),
+                devices.playback_budget(format, block_frames),
             )?),
             AudioOut::Spec(spec) => spec.open(format)?,
             AudioOut::Sink(sink) => sink,
@@ -698,6 +705,7 @@ fn open_audio(
         format,
         chunk: block_frames as usize,
         tap: None,
+        budget: devices.audio_budget(format, block_frames),
     })
 }
 
@@ -717,6 +725,7 @@ fn open_video(
     outputs: Vec<VideoOut>,
     (width, height, fps): (Option<u32>, Option<u32>, Option<f64>),
     preview_input: bool,
+    devices: &DeviceSettings,
 ) -> anyhow::Result<StreamPlan<VideoFrame>> {
     let fps_asked = match fps {
         None => None,
@@ -807,6 +816,7 @@ fn open_video(
         format: output_format,
         chunk: 1,
         tap,
+        budget: devices.video_budget(output_format),
     })
 }
 
@@ -824,6 +834,8 @@ pub struct Streamer {
     video: Option<StreamPlan<VideoFrame>>,
     block_frames: u32,
     max_unsynced: Duration,
+    /// The latency budget (real time): the larger stream's.
+    budget: Duration,
     clocking: Clocking,
     duration: Option<Duration>,
 }
@@ -895,15 +907,17 @@ impl Streamer {
             )
         });
         let both = self.audio.is_some() && self.video.is_some();
-        let sync = if both {
-            format!(", A/V kept within {} ms", self.max_unsynced.as_millis())
-        } else {
-            String::new()
-        };
+        let mut keeps = format!(", latency budget {:.0} ms", self.budget.as_secs_f64() * 1e3);
+        if both {
+            keeps += &format!(
+                ", audio and video perceived together within {} ms",
+                self.max_unsynced.as_millis()
+            );
+        }
         lines.push(match self.clocking {
             Clocking::Offline => "offline: as fast as possible, media-time timestamps".to_string(),
-            Clocking::Paced => format!("real time: inputs paced to the clock{sync}"),
-            Clocking::Live => format!("live: paced by the devices{sync}"),
+            Clocking::Paced => format!("real time: inputs paced to the clock{keeps}"),
+            Clocking::Live => format!("live: paced by the devices{keeps}"),
         });
         lines.join("\n")
     }
@@ -947,6 +961,7 @@ impl Streamer {
         let guest = process::Guest {
             lifecycle: self.guest,
             limiter: self.sandbox.limiter,
+            timed: real_time,
         };
         let lanes = ProcessLanes {
             audio: audio_lane,
@@ -964,11 +979,11 @@ impl Streamer {
 
         if let (Some(audio), Some(video)) = (audio_to_sync, video_to_sync) {
             let max_unsynced = self.max_unsynced.as_nanos() as u64;
-            // A stream that stalls for 200 ms no longer holds the other back.
-            let aligner = Aligner::new(max_unsynced, max_unsynced + 200_000_000);
+            let budget = self.budget.as_nanos() as u64;
+            let lip_sync = LipSync::new(max_unsynced, budget, SYNC_START_HOLD_NS);
             let run_s = run.clone();
             spawn(&mut threads, "sync", move || {
-                sync::sync(audio, video, aligner, &run_s);
+                sync::sync(audio, video, lip_sync, &run_s);
             })?;
         }
 
@@ -1013,13 +1028,13 @@ fn spawn(
 /// A/V in real time, the sync stage) connect.
 struct Launched<I: Item> {
     lane: Option<Lane<I>>,
-    to_sync: Option<(Receiver<I>, Sender<I>)>,
+    to_sync: Option<SyncLane<I>>,
     writer: JoinHandle<Sinks<I>>,
 }
 
 type LaunchedParts<I> = (
     Option<Lane<I>>,
-    Option<(Receiver<I>, Sender<I>)>,
+    Option<SyncLane<I>>,
     Option<JoinHandle<Sinks<I>>>,
 );
 
@@ -1041,9 +1056,16 @@ fn launch<I: GuestCall>(
     threads: &mut Threads,
 ) -> anyhow::Result<Launched<I>> {
     use crate::media::StreamFormat as _;
-    let depth = queue_depth::<I>();
-    let pool = BufferPool::new(depth * 3, plan.chunk * plan.format.unit_len());
+    let real_time = timing.real_time;
+    // In real time every queue holds the budget's worth of items at most.
+    let depth = if real_time {
+        budget::queue_depth(plan.budget, plan.format.unit_time_ns(plan.chunk as u64))
+    } else {
+        OFFLINE_QUEUE_DEPTH
+    };
+    let pool = BufferPool::new(depth * 3 + 4, plan.chunk * plan.format.unit_len());
     let (read_tx, read_rx) = crossbeam_channel::bounded(depth);
+    let read_out = Handoff::new(read_tx, &read_rx, real_time);
     let mut lane = None;
     let mut next = read_rx;
     if processed {
@@ -1051,9 +1073,11 @@ fn launch<I: GuestCall>(
         lane = Some(Lane {
             input: next,
             outlet: Outlet {
-                output: tx,
+                output: Handoff::new(tx, &rx, real_time),
                 pool: pool.clone(),
                 format: plan.format,
+                budget_ns: real_time.then_some(plan.budget.as_nanos() as u64),
+                pace: Pace::default(),
             },
         });
         next = rx;
@@ -1061,7 +1085,10 @@ fn launch<I: GuestCall>(
     let mut to_sync = None;
     if use_sync {
         let (tx, rx) = crossbeam_channel::bounded(depth);
-        to_sync = Some((next, tx));
+        to_sync = Some(SyncLane {
+            input: next,
+            output: Handoff::new(tx, &rx, real_time),
+        });
         next = rx;
     }
     let mut feed: Box<dyn Feed<I>> = match plan.input {
@@ -1086,14 +1113,14 @@ fn launch<I: GuestCall>(
             feed,
             (timing.real_time, timing.duration_ns),
             pool_r,
-            read_tx,
+            read_out,
             &run_r,
         );
     })?;
     let (sinks, format, run_w) = (plan.sinks, plan.format, run.clone());
     let writer = std::thread::Builder::new()
         .name(format!("sandstream-{kind}-write"))
-        .spawn(move || write::write(sinks, format, pool, next, &run_w, timing.real_time))
+        .spawn(move || write::write(sinks, (format, depth), pool, next, &run_w, real_time))
         .with_context(|| format!("spawning the {kind}-write thread"))?;
     Ok(Launched {
         lane,

@@ -2,21 +2,86 @@
 //! overlap. Streams the guest does not process bypass this stage.
 
 use super::GuestLifecycle;
-use super::control::RunControl;
+use super::control::{RunControl, StopOnPanic};
+use super::queue::{Closed, Handoff};
 use super::safety::make_safe;
+use crate::clock;
 use crate::lifecycle::{AudioCall, Delivery, VideoCall};
+use crate::media::StreamKind;
 use crate::media::{AudioBlock, BufferPool, Item, VideoFrame};
-use crate::metrics::Counters;
+use crate::metrics::{Counters, Stage, StreamCounters};
 use crate::rt;
-use crossbeam_channel::{Receiver, Select, Sender};
+use crossbeam_channel::{Receiver, Select};
+use std::cell::Cell;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Where one stream's processed items go.
 pub struct Outlet<I: Item> {
-    pub output: Sender<I>,
+    pub output: Handoff<I>,
     /// Where an item's buffer goes back when the guest drops the item.
     pub pool: BufferPool<I::Sample>,
     pub format: I::Format,
+    /// Real time: items that can no longer be played within this much of
+    /// their capture are skipped before the guest.
+    pub budget_ns: Option<u64>,
+    pub pace: Pace,
+}
+
+impl<I: Item> Outlet<I> {
+    /// Would an item captured at `captured_ns`, starting now, be played
+    /// after the budget? (Its output adds its own steady delay.)
+    fn too_late(&self, captured_ns: u64, now_ns: u64, counters: &StreamCounters) -> bool {
+        self.budget_ns.is_some_and(|budget| {
+            let downstream = counters.output_delay_ns.load(Relaxed);
+            now_ns.saturating_sub(captured_ns) + downstream > budget
+        })
+    }
+}
+
+/// Watches whether the guest keeps up with its stream, to say so once.
+#[derive(Debug, Default)]
+pub struct Pace {
+    calls: Cell<u32>,
+    busy_ns: Cell<u64>,
+    media_ns: Cell<u64>,
+    warned: Cell<bool>,
+}
+
+/// Calls over which the guest's speed is judged.
+const PACE_WINDOW: u32 = 32;
+
+impl Pace {
+    fn observe<I: Item>(&self, call_ns: u64, media_ns: u64, budget_ns: Option<u64>) {
+        self.calls.set(self.calls.get() + 1);
+        self.busy_ns.set(self.busy_ns.get() + call_ns);
+        self.media_ns.set(self.media_ns.get() + media_ns);
+        if self.calls.get() < PACE_WINDOW {
+            return;
+        }
+        let (busy, media) = (self.busy_ns.get(), self.media_ns.get());
+        let calls = u64::from(self.calls.get());
+        self.calls.set(0);
+        self.busy_ns.set(0);
+        self.media_ns.set(0);
+        if busy <= media || self.warned.replace(true) {
+            return;
+        }
+        let item = match I::KIND {
+            StreamKind::Audio => "audio block",
+            StreamKind::Video => "video frame",
+        };
+        let ms = |ns: u64| ns as f64 / 1e6;
+        rt::outside_hot(|| {
+            tracing::warn!(
+                "the guest is too slow for the {} stream: {:.1} ms per {item} that lasts {:.1} ms                  ({:.1}x real time); {item}s are skipped to stay within the {:.0} ms latency                  budget (counted as late and overruns in the report)",
+                I::KIND.name(),
+                ms(busy / calls),
+                ms(media / calls),
+                busy as f64 / media.max(1) as f64,
+                ms(budget_ns.unwrap_or(0)),
+            );
+        });
+    }
 }
 
 /// One stream's connections to the processing stage.
@@ -47,6 +112,8 @@ pub struct Guest {
     pub lifecycle: GuestLifecycle,
     /// Clamp audio to full scale (NaN/Inf are always silenced).
     pub limiter: bool,
+    /// Real time: record when items reach and leave the guest.
+    pub timed: bool,
 }
 
 /// How a kind of item enters the guest.
@@ -102,6 +169,7 @@ impl GuestCall for VideoFrame {
 /// controller are installed by the lifecycle between two items, so every
 /// item is processed by exactly one guest.
 pub fn process(mut guest: Guest, lanes: ProcessLanes, run: &RunControl, order: Order) {
+    let _stop_on_panic = StopOnPanic(run);
     let result = match order {
         Order::Arrival => process_as_they_come(&mut guest, lanes, run),
         Order::MediaTime => process_in_media_order(&mut guest, lanes, run),
@@ -118,13 +186,35 @@ fn process_one<I: GuestCall>(
     run: &RunControl,
 ) -> anyhow::Result<()> {
     let _hot = rt::hot();
-    match I::call(guest, &mut item, outlet.format, &run.counters)? {
-        Delivery::Send => outlet
-            .output
-            .send(item)
-            .map_err(|_| anyhow::anyhow!("output stage closed early")),
+    let counters = run.counters.stream(I::KIND);
+    let captured_ns = item.timestamp_ns();
+    let start_ns = clock::now_ns();
+    if outlet.too_late(captured_ns, start_ns, counters) {
+        counters.late_drops.fetch_add(1, Relaxed);
+        outlet.pool.give(item.into_buffer());
+        return Ok(());
+    }
+    let delivery = I::call(guest, &mut item, outlet.format, &run.counters)?;
+    if guest.timed {
+        let end_ns = clock::now_ns();
+        let latency = &counters.latency;
+        latency.record_at(Stage::GuestStart, captured_ns, start_ns);
+        latency.record_at(Stage::GuestEnd, captured_ns, end_ns);
+        latency.guest_call.record_ns(end_ns - start_ns);
+        let media_ns = item.end_ns(&outlet.format) - captured_ns;
+        (outlet.pace).observe::<I>(end_ns - start_ns, media_ns, outlet.budget_ns);
+    }
+    match delivery {
+        Delivery::Send => match outlet.output.hand(item) {
+            Ok(None) => Ok(()),
+            Ok(Some(oldest)) => {
+                counters.overruns.fetch_add(1, Relaxed);
+                outlet.pool.give(oldest.into_buffer());
+                Ok(())
+            }
+            Err(Closed) => Err(anyhow::anyhow!("output stage closed early")),
+        },
         Delivery::DroppedByGuest => {
-            let counters = run.counters.stream(I::KIND);
             counters.dropped_by_guest.fetch_add(1, Relaxed);
             outlet.pool.give(item.into_buffer());
             Ok(())

@@ -3,12 +3,13 @@
 //! source (file, synthetic) stamped with media time, or a device that
 //! pushes into a ring from its own callback (see [`crate::device`]).
 
-use super::control::RunControl;
+use super::control::{RunControl, StopOnPanic};
+use super::queue::{Closed, Handoff};
 use crate::clock;
 use crate::media::{BufferPool, Item, StreamFormat};
+use crate::metrics::Stage;
 use crate::rt;
 use crate::source::Source;
-use crossbeam_channel::{Sender, TrySendError};
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Where a stream's items come from.
@@ -166,15 +167,16 @@ impl<I: Item> Feed<I> for TappedFeed<I> {
 }
 
 /// The read stage. Offline, a full queue waits (nothing is lost); in real
-/// time it means the next stage is late, so the item is dropped and
-/// counted rather than delaying everything after it.
+/// time it means the next stage is late, so the oldest queued item is
+/// dropped and counted rather than delaying everything after it.
 pub fn read<I: Item>(
     mut feed: Box<dyn Feed<I>>,
     (real_time, duration_ns): (bool, Option<u64>),
     pool: BufferPool<I::Sample>,
-    tx: Sender<I>,
+    out: Handoff<I>,
     run: &RunControl,
 ) {
+    let _stop_on_panic = StopOnPanic(run);
     let counters = run.counters.stream(I::KIND);
     let format = feed.format();
     // Pulled feeds stop at the limit themselves (to the unit); a device
@@ -188,23 +190,20 @@ pub fn read<I: Item>(
             Err(err) => return super::end_for(run, err),
         };
         let _hot = rt::hot();
+        if real_time {
+            counters.latency.record(Stage::Read, item.timestamp_ns());
+        }
         let item_units = item.units(&format);
         units += item_units;
         counters.items_in.fetch_add(1, Relaxed);
         counters.units_in.fetch_add(item_units, Relaxed);
-        if !real_time {
-            if tx.send(item).is_err() {
-                break;
-            }
-            continue;
-        }
-        match tx.try_send(item) {
-            Ok(()) => {}
-            Err(TrySendError::Full(item)) => {
+        match out.hand(item) {
+            Ok(None) => {}
+            Ok(Some(oldest)) => {
                 counters.overruns.fetch_add(1, Relaxed);
-                pool.give(item.into_buffer());
+                pool.give(oldest.into_buffer());
             }
-            Err(TrySendError::Disconnected(_)) => break,
+            Err(Closed) => break,
         }
     }
 }

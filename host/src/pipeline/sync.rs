@@ -1,20 +1,40 @@
-//! A/V alignment, as pure logic (no threads, no clocks): the sync stage feeds
-//! it processed blocks and frames and writes out what it releases.
+//! Lip sync across devices, as pure logic (no threads, no clocks): the sync
+//! stage feeds [`LipSync`] processed blocks and frames as they arrive and
+//! lets each go when it is due.
 //!
-//! Rule: release in timestamp order, and never let one stream's output get
-//! more than `max_unsynced` ahead of the other's. An item is held while the
-//! other stream has released nothing recent enough and has nothing queued.
-//! If the other stream stalls for longer than `max_hold`, the held items go
-//! out anyway and are counted as forced (unsynced) releases, so a stalled
-//! camera cannot silence the microphone.
+//! Rule: every item is *perceived* — played by the speaker, shown by the
+//! virtual camera — the same time after its capture, whichever stream it
+//! belongs to. Each output says how long after the hand-over it plays (an
+//! audio device: its ring's target fill and its own buffer; a virtual
+//! camera: nothing), so an item captured at `t` leaves at
+//! `t + common − its output's delay`, where `common` is the slower
+//! stream's capture → perceived time. The earlier stream is delayed; no
+//! capture ever waits. `common` follows each stream's recent worst path
+//! (at once upwards, slowly downwards), never beyond the latency budget.
+//!
+//! Start: nothing leaves until both streams have sent something, and what
+//! one captured before the other's first item is dropped (counted), so
+//! both start together instead of one bursting out what it held. A stream
+//! that has sent nothing after `max_hold` is not waited for.
 
 use super::control::RunControl;
-use crate::media::{AudioBlock, VideoFrame};
-use crossbeam_channel::{Receiver, Select, Sender};
+use super::queue::Handoff;
+use crate::clock;
+use crate::media::{AudioBlock, Item, StreamKind, VideoFrame};
+use crate::metrics::Stage;
+use crossbeam_channel::{Receiver, Select};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 
-/// What the aligner lets through next.
+/// How fast `common` comes down when the paths get faster: 10 ms per
+/// second, so a single late item does not keep it high, and a change is
+/// not a jump.
+const DECAY_PER_NS: f64 = 0.01;
+/// Items a lane holds before its oldest goes out regardless (allocated
+/// once; the budget keeps holds far shorter).
+const LANE_CAPACITY: usize = 256;
+
+/// What the stage lets through next.
 #[derive(Debug, PartialEq)]
 pub enum Released {
     Audio(AudioBlock),
@@ -25,46 +45,86 @@ pub enum Released {
 struct Lane<T> {
     queue: VecDeque<T>,
     open: bool,
-    released_ns: Option<u64>,
+    /// The output's steady delay after the hand-over.
+    output_delay_ns: u64,
+    /// Capture → perceived if released on arrival: the recent worst.
+    path_ns: Option<f64>,
+    updated_ns: u64,
 }
 
-impl<T> Lane<T> {
+impl<T: Item> Lane<T> {
     fn new() -> Self {
         Self {
-            queue: VecDeque::with_capacity(64),
+            queue: VecDeque::with_capacity(LANE_CAPACITY),
             open: true,
-            released_ns: None,
+            output_delay_ns: 0,
+            path_ns: None,
+            updated_ns: 0,
         }
+    }
+
+    fn arrive(&mut self, item: T, now_ns: u64, output_delay_ns: u64) {
+        self.output_delay_ns = output_delay_ns;
+        let path = (now_ns.saturating_sub(item.timestamp_ns()) + output_delay_ns) as f64;
+        let decayed = self.path_ns.map_or(path, |old| {
+            old - now_ns.saturating_sub(self.updated_ns) as f64 * DECAY_PER_NS
+        });
+        self.path_ns = Some(decayed.max(path));
+        self.updated_ns = now_ns;
+        self.queue.push_back(item);
+    }
+
+    fn front_ts(&self) -> Option<u64> {
+        self.queue.front().map(Item::timestamp_ns)
+    }
+
+    /// Has sent something, or never will.
+    fn ready(&self) -> bool {
+        !self.queue.is_empty() || self.path_ns.is_some() || !self.open
     }
 }
 
-/// Holds whichever stream runs ahead until the other catches up.
+/// Schedules both streams so that they are perceived together.
 #[derive(Debug)]
-pub struct Aligner {
+pub struct LipSync {
     max_unsynced_ns: u64,
+    budget_ns: u64,
     max_hold_ns: u64,
     audio: Lane<AudioBlock>,
     video: Lane<VideoFrame>,
-    forced: u64,
+    started: bool,
+    first_arrival_ns: Option<u64>,
+    /// Items dropped at the start, captured before the other stream began.
+    trimmed: u64,
+    /// Items that left later than `max_unsynced` after they were due.
+    unsynced: u64,
 }
 
-impl Aligner {
-    pub fn new(max_unsynced_ns: u64, max_hold_ns: u64) -> Self {
+impl LipSync {
+    /// `budget_ns` caps the common latency; `max_hold_ns` is how long one
+    /// stream waits for the other to start.
+    pub fn new(max_unsynced_ns: u64, budget_ns: u64, max_hold_ns: u64) -> Self {
         Self {
             max_unsynced_ns,
+            budget_ns,
             max_hold_ns,
             audio: Lane::new(),
             video: Lane::new(),
-            forced: 0,
+            started: false,
+            first_arrival_ns: None,
+            trimmed: 0,
+            unsynced: 0,
         }
     }
 
-    pub fn push_audio(&mut self, block: AudioBlock) {
-        self.audio.queue.push_back(block);
+    pub fn push_audio(&mut self, block: AudioBlock, now_ns: u64, output_delay_ns: u64) {
+        self.first_arrival_ns.get_or_insert(now_ns);
+        self.audio.arrive(block, now_ns, output_delay_ns);
     }
 
-    pub fn push_video(&mut self, frame: VideoFrame) {
-        self.video.queue.push_back(frame);
+    pub fn push_video(&mut self, frame: VideoFrame, now_ns: u64, output_delay_ns: u64) {
+        self.first_arrival_ns.get_or_insert(now_ns);
+        self.video.arrive(frame, now_ns, output_delay_ns);
     }
 
     /// The audio stream has ended: video no longer waits for it.
@@ -76,113 +136,203 @@ impl Aligner {
         self.video.open = false;
     }
 
-    /// Items released because the other stream stalled past `max_hold`.
-    pub fn forced_releases(&self) -> u64 {
-        self.forced
+    /// Capture → perceived, for both streams.
+    pub fn common_latency_ns(&self) -> u64 {
+        let slowest = [self.audio.path_ns, self.video.path_ns]
+            .into_iter()
+            .flatten()
+            .fold(0.0, f64::max);
+        (slowest as u64).min(self.budget_ns)
     }
 
-    /// The next item that may go out, if any.
-    pub fn pop(&mut self) -> Option<Released> {
-        let audio_ts = self.audio.queue.front().map(|b| b.timestamp_ns);
-        let video_ts = self.video.queue.front().map(|f| f.timestamp_ns);
-        let audio_next = match (audio_ts, video_ts) {
+    /// Items dropped at the start (captured before the other stream began).
+    pub fn trimmed(&self) -> u64 {
+        self.trimmed
+    }
+
+    /// Items released later than `max_unsynced` after they were due.
+    pub fn unsynced(&self) -> u64 {
+        self.unsynced
+    }
+
+    /// Starts once both streams have sent something (or one waited too
+    /// long); drops what either captured before the other's first item.
+    fn try_start(&mut self, now_ns: u64) -> bool {
+        if self.started {
+            return true;
+        }
+        let waited = self
+            .first_arrival_ns
+            .is_some_and(|first| now_ns.saturating_sub(first) > self.max_hold_ns);
+        let both = self.audio.ready() && self.video.ready();
+        if !both && !waited {
+            return false;
+        }
+        self.started = true;
+        if let (Some(a), Some(v)) = (self.audio.front_ts(), self.video.front_ts()) {
+            let begin = a.max(v).saturating_sub(self.max_unsynced_ns);
+            self.trimmed += trim_before(&mut self.audio.queue, begin);
+            self.trimmed += trim_before(&mut self.video.queue, begin);
+        }
+        true
+    }
+
+    fn due_ns<T: Item>(&self, lane: &Lane<T>) -> Option<u64> {
+        let ts = lane.front_ts()?;
+        let hold = self
+            .common_latency_ns()
+            .saturating_sub(lane.output_delay_ns);
+        Some(ts + hold)
+    }
+
+    /// When the next item is due (`None`: nothing held, or not started).
+    pub fn next_due_ns(&self) -> Option<u64> {
+        if !self.started {
+            // Wake up when the wait for the other stream runs out.
+            return self
+                .first_arrival_ns
+                .map(|first| first + self.max_hold_ns + 1);
+        }
+        [self.due_ns(&self.audio), self.due_ns(&self.video)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The next item due by `now_ns`, if any.
+    pub fn pop(&mut self, now_ns: u64) -> Option<Released> {
+        if !self.try_start(now_ns) {
+            return None;
+        }
+        let audio_due = self.due_ns(&self.audio).filter(|&due| due <= now_ns);
+        let video_due = self.due_ns(&self.video).filter(|&due| due <= now_ns);
+        let full = |len: usize| len >= LANE_CAPACITY;
+        let audio_next = match (audio_due, video_due) {
+            (None, None) if full(self.audio.queue.len()) => true,
+            (None, None) if full(self.video.queue.len()) => false,
             (None, None) => return None,
             (Some(a), Some(v)) => a <= v,
-            (Some(a), None) => {
-                let span = self.audio.queue.back().map_or(0, |b| b.timestamp_ns) - a;
-                if !self.may_pass(a, self.video.open, self.video.released_ns, span) {
-                    return None;
-                }
-                true
-            }
-            (None, Some(v)) => {
-                let span = self.video.queue.back().map_or(0, |f| f.timestamp_ns) - v;
-                if !self.may_pass(v, self.audio.open, self.audio.released_ns, span) {
-                    return None;
-                }
-                false
-            }
+            (a, _) => a.is_some(),
         };
+        let due = if audio_next { audio_due } else { video_due };
+        if due.is_some_and(|due| now_ns > due + self.max_unsynced_ns) {
+            self.unsynced += 1;
+        }
         if audio_next {
-            let block = self.audio.queue.pop_front()?;
-            self.audio.released_ns = Some(block.timestamp_ns);
-            Some(Released::Audio(block))
+            self.audio.queue.pop_front().map(Released::Audio)
         } else {
-            let frame = self.video.queue.pop_front()?;
-            self.video.released_ns = Some(frame.timestamp_ns);
-            Some(Released::Video(frame))
+            self.video.queue.pop_front().map(Released::Video)
         }
     }
 
-    /// May an item at `ts` go out while the other stream has nothing queued?
-    fn may_pass(
-        &mut self,
-        ts: u64,
-        other_open: bool,
-        other_released: Option<u64>,
-        held_span: u64,
-    ) -> bool {
-        if !other_open {
-            return true;
+    /// Everything still held, in capture order (the end of the run).
+    pub fn drain(&mut self) -> Option<Released> {
+        match (self.audio.front_ts(), self.video.front_ts()) {
+            (Some(a), Some(v)) if a <= v => self.audio.queue.pop_front().map(Released::Audio),
+            (Some(_), None) => self.audio.queue.pop_front().map(Released::Audio),
+            (_, Some(_)) => self.video.queue.pop_front().map(Released::Video),
+            (None, None) => None,
         }
-        if other_released.is_some_and(|r| ts <= r.saturating_add(self.max_unsynced_ns)) {
-            return true;
-        }
-        if held_span > self.max_hold_ns {
-            self.forced += 1;
-            return true;
-        }
-        false
     }
 }
 
-/// Real-time only: releases the two streams aligned on their timestamps.
+/// Drops the items captured before `begin_ns`; returns how many.
+fn trim_before<T: Item>(queue: &mut VecDeque<T>, begin_ns: u64) -> u64 {
+    let mut dropped = 0;
+    while queue
+        .front()
+        .is_some_and(|item| item.timestamp_ns() < begin_ns)
+    {
+        queue.pop_front();
+        dropped += 1;
+    }
+    dropped
+}
+
+/// One stream's way through the sync stage.
+pub struct SyncLane<I: Item> {
+    pub input: Receiver<I>,
+    pub output: Handoff<I>,
+}
+
+/// Real time, both streams: lets each item go when it is due.
 pub fn sync(
-    audio: (Receiver<AudioBlock>, Sender<AudioBlock>),
-    video: (Receiver<VideoFrame>, Sender<VideoFrame>),
-    mut aligner: Aligner,
+    audio: SyncLane<AudioBlock>,
+    video: SyncLane<VideoFrame>,
+    mut lip_sync: LipSync,
     run: &RunControl,
 ) {
-    let (audio_rx, audio_tx) = audio;
-    let (video_rx, video_tx) = video;
+    let _stop_on_panic = super::control::StopOnPanic(run);
+    let counters = &run.counters;
     let mut select = Select::new();
-    let audio_index = select.recv(&audio_rx);
-    let video_index = select.recv(&video_rx);
+    let audio_index = select.recv(&audio.input);
+    let video_index = select.recv(&video.input);
     let (mut audio_open, mut video_open) = (true, true);
     while audio_open || video_open {
-        let op = select.select();
-        if op.index() == audio_index {
-            match op.recv(&audio_rx) {
-                Ok(block) => aligner.push_audio(block),
-                Err(_) => {
-                    select.remove(audio_index);
-                    audio_open = false;
-                    aligner.close_audio();
+        let ready = match lip_sync.next_due_ns() {
+            Some(due) => select.select_deadline(clock::instant_at(due)).ok(),
+            None => Some(select.select()),
+        };
+        if let Some(op) = ready {
+            let now = clock::now_ns();
+            let delay = |kind| counters.stream(kind).output_delay_ns.load(Relaxed);
+            if op.index() == audio_index {
+                match op.recv(&audio.input) {
+                    Ok(block) => lip_sync.push_audio(block, now, delay(StreamKind::Audio)),
+                    Err(_) => {
+                        select.remove(audio_index);
+                        audio_open = false;
+                        lip_sync.close_audio();
+                    }
                 }
-            }
-        } else if op.index() == video_index {
-            match op.recv(&video_rx) {
-                Ok(frame) => aligner.push_video(frame),
-                Err(_) => {
-                    select.remove(video_index);
-                    video_open = false;
-                    aligner.close_video();
+            } else if op.index() == video_index {
+                match op.recv(&video.input) {
+                    Ok(frame) => lip_sync.push_video(frame, now, delay(StreamKind::Video)),
+                    Err(_) => {
+                        select.remove(video_index);
+                        video_open = false;
+                        lip_sync.close_video();
+                    }
                 }
             }
         }
-        while let Some(item) = aligner.pop() {
-            let sent = match item {
-                Released::Audio(block) => audio_tx.send(block).is_ok(),
-                Released::Video(frame) => video_tx.send(frame).is_ok(),
-            };
-            if !sent {
-                return;
-            }
+        while let Some(item) = lip_sync.pop(clock::now_ns()) {
+            release(item, &audio, &video, run);
         }
+        counters
+            .sync_latency_us
+            .store(lip_sync.common_latency_ns() / 1_000, Relaxed);
     }
-    run.counters
+    while let Some(item) = lip_sync.drain() {
+        release(item, &audio, &video, run);
+    }
+    counters
         .sync_forced_releases
-        .store(aligner.forced_releases(), Relaxed);
+        .store(lip_sync.unsynced(), Relaxed);
+    counters.sync_trimmed.store(lip_sync.trimmed(), Relaxed);
+}
+
+fn release(
+    item: Released,
+    audio: &SyncLane<AudioBlock>,
+    video: &SyncLane<VideoFrame>,
+    run: &RunControl,
+) {
+    let _hot = crate::rt::hot();
+    match item {
+        Released::Audio(block) => hand_on(block, &audio.output, run),
+        Released::Video(frame) => hand_on(frame, &video.output, run),
+    }
+}
+
+fn hand_on<I: Item>(item: I, output: &Handoff<I>, run: &RunControl) {
+    let counters = run.counters.stream(I::KIND);
+    counters.latency.record(Stage::Sync, item.timestamp_ns());
+    if let Ok(Some(_displaced)) = output.hand(item) {
+        // The writer is behind; its buffer is dropped (rare: the writer
+        // only fans out).
+        counters.overruns.fetch_add(1, Relaxed);
+    }
 }
 
 #[cfg(test)]
@@ -207,80 +357,96 @@ mod tests {
         }
     }
 
-    fn drain(aligner: &mut Aligner) -> Vec<(char, u64)> {
-        std::iter::from_fn(|| aligner.pop())
-            .map(|r| match r {
-                Released::Audio(b) => ('a', b.timestamp_ns / MS),
-                Released::Video(f) => ('v', f.timestamp_ns / MS),
-            })
+    fn tag(released: Released) -> (char, u64) {
+        match released {
+            Released::Audio(b) => ('a', b.timestamp_ns / MS),
+            Released::Video(f) => ('v', f.timestamp_ns / MS),
+        }
+    }
+
+    fn pop_all(sync: &mut LipSync, now_ms: u64) -> Vec<(char, u64)> {
+        std::iter::from_fn(|| sync.pop(now_ms * MS))
+            .map(tag)
             .collect()
     }
 
     #[test]
-    fn audio_waits_for_video_that_has_not_arrived() {
-        let mut aligner = Aligner::new(10 * MS, 500 * MS);
-        for t in [0, 10, 20, 30] {
-            aligner.push_audio(audio(t));
-        }
+    fn video_waits_for_the_audio_output_so_both_are_perceived_together() {
+        // Audio arrives 12 ms after capture and its output plays 40 ms
+        // after the hand-over; video arrives 20 ms after capture and is
+        // shown at once. Both must be perceived 52 ms after capture.
+        let mut sync = LipSync::new(10 * MS, 200 * MS, 1_000 * MS);
+        sync.push_audio(audio(0), 12 * MS, 40 * MS);
+        sync.push_video(video(0), 20 * MS, 0);
+        assert_eq!(sync.common_latency_ns(), 52 * MS);
         assert_eq!(
-            drain(&mut aligner),
-            vec![],
-            "nothing released before video shows up"
+            pop_all(&mut sync, 20),
+            vec![('a', 0)],
+            "audio is due at once"
         );
-        aligner.push_video(video(0));
-        // Merged in timestamp order; audio may run 10 ms past the last video.
-        assert_eq!(drain(&mut aligner), vec![('a', 0), ('v', 0), ('a', 10)]);
-        aligner.push_video(video(33));
-        assert_eq!(drain(&mut aligner), vec![('a', 20), ('a', 30), ('v', 33)]);
+        assert_eq!(pop_all(&mut sync, 51), vec![], "video is held");
+        assert_eq!(pop_all(&mut sync, 52), vec![('v', 0)]);
+        assert_eq!(sync.next_due_ns(), None);
+        assert_eq!(sync.unsynced(), 0);
     }
 
     #[test]
-    fn releases_are_in_timestamp_order() {
-        let mut aligner = Aligner::new(10 * MS, 500 * MS);
-        for t in [0, 33, 66] {
-            aligner.push_video(video(t));
+    fn nothing_leaves_before_both_streams_started_and_the_early_part_is_dropped() {
+        let mut sync = LipSync::new(10 * MS, 200 * MS, 1_000 * MS);
+        for t in (0..100).step_by(10) {
+            sync.push_audio(audio(t), t * MS + 11 * MS, 30 * MS);
         }
-        for t in (0..80).step_by(10) {
-            aligner.push_audio(audio(t));
-        }
-        aligner.close_audio();
-        aligner.close_video();
-        let order: Vec<u64> = drain(&mut aligner).iter().map(|(_, t)| *t).collect();
-        let mut sorted = order.clone();
-        sorted.sort_unstable();
-        assert_eq!(order, sorted);
-        assert_eq!(order.len(), 3 + 8);
+        assert_eq!(pop_all(&mut sync, 120), vec![], "video has not started");
+        sync.push_video(video(95), 120 * MS, 0);
+        // Audio captured more than max_unsynced before the first frame
+        // (0..=80) is dropped; 90 stays.
+        let released = pop_all(&mut sync, 1_000);
+        assert_eq!(released, vec![('a', 90), ('v', 95)]);
+        assert_eq!(sync.trimmed(), 9);
     }
 
     #[test]
-    fn a_closed_stream_holds_nothing_back() {
-        let mut aligner = Aligner::new(10 * MS, 500 * MS);
-        aligner.push_audio(audio(100));
-        aligner.close_video();
-        assert_eq!(drain(&mut aligner), vec![('a', 100)]);
-        assert_eq!(aligner.forced_releases(), 0);
+    fn a_stream_that_never_starts_is_not_waited_for_past_max_hold() {
+        let mut sync = LipSync::new(10 * MS, 200 * MS, 100 * MS);
+        sync.push_audio(audio(0), MS, 0);
+        assert_eq!(pop_all(&mut sync, 50), vec![]);
+        assert_eq!(sync.next_due_ns(), Some(101 * MS + 1));
+        assert_eq!(pop_all(&mut sync, 102), vec![('a', 0)]);
     }
 
     #[test]
-    fn a_stalled_stream_is_bypassed_after_max_hold_and_counted() {
-        let mut aligner = Aligner::new(10 * MS, 100 * MS);
-        aligner.push_video(video(0));
-        aligner.push_audio(audio(0));
-        assert_eq!(drain(&mut aligner), vec![('a', 0), ('v', 0),]);
-        // Video stalls; audio keeps coming.
-        for t in (10..=130).step_by(10) {
-            aligner.push_audio(audio(t));
-        }
-        let released = drain(&mut aligner);
-        assert_eq!(
-            released.first(),
-            Some(&('a', 10)),
-            "within max_unsynced of the last frame"
-        );
-        assert!(
-            released.iter().any(|(_, t)| *t == 20),
-            "forced past the stall: {released:?}"
-        );
-        assert!(aligner.forced_releases() > 0);
+    fn the_common_latency_never_exceeds_the_budget_and_late_items_are_counted() {
+        let mut sync = LipSync::new(10 * MS, 60 * MS, 1_000 * MS);
+        sync.push_video(video(0), 5 * MS, 0);
+        // A guest that makes audio take 150 ms: beyond the budget.
+        sync.push_audio(audio(0), 150 * MS, 40 * MS);
+        assert_eq!(sync.common_latency_ns(), 60 * MS);
+        let released = pop_all(&mut sync, 150);
+        assert_eq!(released, vec![('a', 0), ('v', 0)]);
+        assert_eq!(sync.unsynced(), 2, "both left far later than due");
+    }
+
+    #[test]
+    fn the_common_latency_comes_down_slowly_after_a_late_item() {
+        let mut sync = LipSync::new(10 * MS, 500 * MS, 1_000 * MS);
+        sync.push_video(video(0), 100 * MS, 0); // one late frame
+        sync.push_audio(audio(0), 10 * MS, 20 * MS);
+        assert_eq!(sync.common_latency_ns(), 100 * MS);
+        let _ = pop_all(&mut sync, 1_000);
+        // A second later, at 10 ms per second, it has come down to 90 ms.
+        sync.push_video(video(1_000), 1_010 * MS, 0);
+        sync.push_audio(audio(1_000), 1_010 * MS, 20 * MS);
+        let common = sync.common_latency_ns();
+        assert!((89 * MS..=91 * MS).contains(&common), "{common}");
+    }
+
+    #[test]
+    fn at_the_end_everything_held_goes_out_in_capture_order() {
+        let mut sync = LipSync::new(10 * MS, 500 * MS, 1_000 * MS);
+        sync.push_audio(audio(0), MS, 100 * MS);
+        sync.push_video(video(5), MS, 0);
+        sync.push_audio(audio(10), MS, 100 * MS);
+        let drained: Vec<_> = std::iter::from_fn(|| sync.drain()).map(tag).collect();
+        assert_eq!(drained, vec![('a', 0), ('v', 5), ('a', 10)]);
     }
 }

@@ -5,13 +5,15 @@
 //! slow sink (a file on a busy disk) misses items — counted, and said once
 //! — instead of stalling the others (a virtual microphone).
 
-use super::control::RunControl;
+use super::control::{RunControl, StopOnPanic};
+use super::queue::{FreshQueue, Pushed};
+use crate::clock;
 use crate::media::{BufferPool, Item};
-use crate::metrics::StreamCounters;
+use crate::metrics::{Stage, StreamCounters};
 use crate::rt;
 use crate::sink::Sink;
 use anyhow::Context as _;
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::Receiver;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::thread::JoinHandle;
@@ -20,24 +22,19 @@ use std::thread::JoinHandle;
 /// coordinator can finish (or discard) them all at once.
 pub type Sinks<I> = Vec<Box<dyn Sink<I>>>;
 
-/// Items a real-time sink may fall behind before it misses some.
-pub fn sink_queue_depth<I: Item>() -> usize {
-    match I::KIND {
-        crate::media::StreamKind::Audio => 16,
-        crate::media::StreamKind::Video => 4,
-    }
-}
-
+/// `depth`: items a real-time sink may fall behind before it misses some
+/// (the latency budget's worth).
 pub fn write<I: Item>(
     sinks: Sinks<I>,
-    format: I::Format,
+    (format, depth): (I::Format, usize),
     pool: BufferPool<I::Sample>,
     rx: Receiver<I>,
     run: &Arc<RunControl>,
     real_time: bool,
 ) -> Sinks<I> {
+    let _stop_on_panic = StopOnPanic(run);
     if real_time {
-        write_through_own_threads(sinks, format, pool, rx, run)
+        write_through_own_threads(sinks, (format, depth), pool, rx, run)
     } else {
         write_in_turn(sinks, format, pool, rx, run)
     }
@@ -104,7 +101,7 @@ fn write_in_turn<I: Item>(
 
 /// One sink's writer thread and the queue that feeds it.
 struct SinkWriter<I: Item> {
-    queue: Sender<I>,
+    queue: FreshQueue<I>,
     /// Buffers for copies of the stream's items (the last sink gets the
     /// originals, whose buffers go back to the stream's pool).
     pool: BufferPool<I::Sample>,
@@ -115,12 +112,11 @@ struct SinkWriter<I: Item> {
 
 fn write_through_own_threads<I: Item>(
     sinks: Sinks<I>,
-    format: I::Format,
+    (format, depth): (I::Format, usize),
     pool: BufferPool<I::Sample>,
     rx: Receiver<I>,
     run: &Arc<RunControl>,
 ) -> Sinks<I> {
-    let depth = sink_queue_depth::<I>();
     let count = sinks.len();
     let mut writers = Vec::with_capacity(count);
     for (i, sink) in sinks.into_iter().enumerate() {
@@ -141,6 +137,7 @@ fn write_through_own_threads<I: Item>(
     let counters = run.counters.stream(I::KIND);
     for item in rx {
         let _hot = rt::hot();
+        counters.latency.record(Stage::Output, item.timestamp_ns());
         tally.count(&item);
         let Some((last, copies)) = writers.split_last_mut() else {
             pool.give(item.into_buffer());
@@ -170,11 +167,11 @@ fn write_through_own_threads<I: Item>(
 }
 
 /// Queues an item for a sink without waiting: a full queue means the sink
-/// is behind, and the item is its loss.
+/// is behind, and its oldest queued item is its loss.
 fn offer<I: Item>(writer: &mut SinkWriter<I>, item: I, counters: &StreamCounters) {
-    match writer.queue.try_send(item) {
-        Ok(()) => {}
-        Err(TrySendError::Full(item) | TrySendError::Disconnected(item)) => {
+    match writer.queue.push(item) {
+        Pushed::Queued => {}
+        Pushed::Displaced(item) => {
             counters.output_drops.fetch_add(1, Relaxed);
             if writer.missed == 0 {
                 // Once per sink: allowed to allocate.
@@ -199,23 +196,37 @@ fn spawn_writer<I: Item>(
     run: &Arc<RunControl>,
 ) -> anyhow::Result<SinkWriter<I>> {
     let name = sink.describe();
-    let (queue, items) = crossbeam_channel::bounded::<I>(depth);
+    let (tx, items) = crossbeam_channel::bounded::<I>(depth);
+    let queue = FreshQueue::new(tx, &items);
     let (run, thread_pool) = (run.clone(), pool.clone());
     let thread = std::thread::Builder::new()
         .name(format!("sandstream-{}-out", I::KIND.name()))
         .spawn(move || {
+            let _stop_on_panic = StopOnPanic(&run);
             let mut broken = false;
+            let counters = run.counters.stream(I::KIND);
+            // Known before the first write, for the sync stage's plan.
+            if let Some(delay) = sink.output_delay() {
+                counters.output_delay_ns.store(delay.steady_ns, Relaxed);
+            }
             // Not a hot section: this thread exists so that a file sink may
             // block here. Device sinks check their own writes.
             for item in items {
-                if !broken
-                    && !run.failed()
-                    && let Err(err) = sink.write(&item)
-                {
+                if broken || run.failed() {
+                    thread_pool.give(item.into_buffer());
+                    continue;
+                }
+                let delay = sink.output_delay();
+                let handed_ns = clock::now_ns();
+                if let Err(err) = sink.write(&item) {
                     broken = true;
                     super::end_for(&run, err);
+                } else if let Some(delay) = delay {
+                    let played_ns = handed_ns + delay.now_ns;
+                    (counters.latency).record_at(Stage::Played, item.timestamp_ns(), played_ns);
+                    counters.output_delay_ns.store(delay.steady_ns, Relaxed);
                 }
-                sink.report(run.counters.stream(I::KIND));
+                sink.report(counters);
                 thread_pool.give(item.into_buffer());
             }
             sink

@@ -55,6 +55,24 @@ pub trait Sink<I: Item>: Send {
     fn is_real_time(&self) -> bool {
         false
     }
+
+    /// For real-time outputs: how long after a write its item is played
+    /// or shown (read just before the write). Files: `None`.
+    fn output_delay(&self) -> Option<OutputDelay> {
+        self.is_real_time().then_some(OutputDelay::default())
+    }
+}
+
+/// How long after its hand-over an output plays an item.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutputDelay {
+    /// For the item written next: what is queued ahead of it, and the
+    /// device's own buffer.
+    pub now_ns: u64,
+    /// In steady state (the queue at its target fill), which the A/V sync
+    /// stage plans with: steadier than `now_ns`, which saws with every
+    /// block and callback.
+    pub steady_ns: u64,
 }
 
 /// A consumer of processed audio.

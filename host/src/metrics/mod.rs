@@ -2,6 +2,12 @@
 //! module, so the guest lifecycle and the pipeline both count into it
 //! without importing each other.
 
+pub mod histogram;
+pub mod latency;
+
+pub use histogram::{AtomicHistogram, Summary};
+pub use latency::{LatencySnapshot, LatencySummary, Stage, StageLatencies};
+
 use crate::media::StreamKind;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -20,8 +26,12 @@ pub struct StreamCounters {
     pub dropped_by_guest: AtomicU64,
     /// Items that went through the guest's own buffers (not as lists).
     pub mapped: AtomicU64,
-    /// Items dropped between stages because the next one was late.
+    /// Items dropped between stages because the next one was late (the
+    /// oldest queued goes).
     pub overruns: AtomicU64,
+    /// Items skipped before the guest because they were already too old
+    /// to leave within the latency budget.
+    pub late_drops: AtomicU64,
     /// Items an output missed because it was slower than the stream.
     pub output_drops: AtomicU64,
     /// Capture callbacks whose data did not fit the capture ring.
@@ -39,12 +49,14 @@ pub struct StreamCounters {
     /// per million.
     pub drift_correction_ppm: AtomicU64,
     pub timestamp_regressions: AtomicU64,
-    /// Capture → output latency at a device output, in microseconds: the
-    /// median and 99th percentile so far (0: no device output).
-    pub latency_median_us: AtomicU64,
-    pub latency_p99_us: AtomicU64,
+    /// How long after it is handed over the stream's real-time output
+    /// plays an item, in steady state (its queue's target and the
+    /// device's buffer); 0 when no output says.
+    pub output_delay_ns: AtomicU64,
     /// Capture time of the end of the last item written.
     pub last_end_ns: AtomicU64,
+    /// Capture → each stage (see [`Stage`]).
+    pub latency: StageLatencies,
 }
 
 /// Live counters, shared by the stages.
@@ -52,7 +64,14 @@ pub struct StreamCounters {
 pub struct Counters {
     pub audio: StreamCounters,
     pub video: StreamCounters,
+    /// Items the sync stage let go later than `--max-unsynced` after they
+    /// were due (a stream was slower than the latency budget allows).
     pub sync_forced_releases: AtomicU64,
+    /// Items dropped at the start, captured before the other stream began.
+    pub sync_trimmed: AtomicU64,
+    /// The capture → perceived latency both streams are scheduled to, in
+    /// microseconds.
+    pub sync_latency_us: AtomicU64,
     pub fault_timeouts: AtomicU64,
     pub fault_blocked: AtomicU64,
     pub fault_memory: AtomicU64,
@@ -102,6 +121,7 @@ pub struct StreamReport {
     pub dropped_by_guest: u64,
     pub mapped: u64,
     pub overruns: u64,
+    pub late_drops: u64,
     pub output_drops: u64,
     pub capture_overruns: u64,
     pub capture_units_lost: u64,
@@ -110,10 +130,10 @@ pub struct StreamReport {
     pub latency_units_dropped: u64,
     pub drift_correction_ppm: u64,
     pub timestamp_regressions: u64,
-    pub latency_median_us: u64,
-    pub latency_p99_us: u64,
     /// Capture time of the end of the last item written.
     pub end_ns: u64,
+    /// Capture → each stage, median/p99/max (real time only).
+    pub latency: LatencySummary,
 }
 
 impl StreamCounters {
@@ -127,6 +147,7 @@ impl StreamCounters {
             dropped_by_guest: self.dropped_by_guest.load(Relaxed),
             mapped: self.mapped.load(Relaxed),
             overruns: self.overruns.load(Relaxed),
+            late_drops: self.late_drops.load(Relaxed),
             output_drops: self.output_drops.load(Relaxed),
             capture_overruns: self.capture_overruns.load(Relaxed),
             capture_units_lost: self.capture_units_lost.load(Relaxed),
@@ -135,9 +156,8 @@ impl StreamCounters {
             latency_units_dropped: self.latency_units_dropped.load(Relaxed),
             drift_correction_ppm: self.drift_correction_ppm.load(Relaxed),
             timestamp_regressions: self.timestamp_regressions.load(Relaxed),
-            latency_median_us: self.latency_median_us.load(Relaxed),
-            latency_p99_us: self.latency_p99_us.load(Relaxed),
             end_ns: self.last_end_ns.load(Relaxed),
+            latency: self.latency.summary(),
         }
     }
 }
@@ -164,14 +184,22 @@ impl StreamReport {
                 self.items_in, self.items_out, self.skipped_by_rate_cap
             )?,
         }
-        writeln!(
+        write!(
             f,
-            "{} dropped by guest, {} overruns; {} through mapped memory",
-            self.dropped_by_guest, self.overruns, self.mapped
+            "{} dropped by guest, {} overruns",
+            self.dropped_by_guest, self.overruns
         )?;
+        if self.late_drops > 0 {
+            write!(
+                f,
+                ", {} skipped as too late for the latency budget",
+                self.late_drops
+            )?;
+        }
+        writeln!(f, "; {} through mapped memory", self.mapped)?;
         let device_events = self.xruns() + self.latency_drops + self.output_drops;
         match kind {
-            StreamKind::Audio if device_events + self.latency_p99_us > 0 => writeln!(
+            StreamKind::Audio if device_events + self.latency.played.count > 0 => writeln!(
                 f,
                 "audio devices: {} capture overruns ({} frames lost), {} playback underruns, \
                  {} latency drops ({} frames), {} items missed by slow outputs; \
@@ -192,13 +220,25 @@ impl StreamReport {
             )?,
             _ => {}
         }
-        if self.latency_p99_us > 0 {
+        let latency = &self.latency;
+        if latency.read.count > 0 {
             writeln!(
                 f,
-                "{} latency, capture to device output: median {:.1} ms, p99 {:.1} ms",
+                "{} latency from capture, ms median/p99/max: {}; guest call {}",
                 kind.name(),
-                self.latency_median_us as f64 / 1e3,
-                self.latency_p99_us as f64 / 1e3
+                latency.stages_line(),
+                latency.guest_call
+            )?;
+        }
+        if latency.played.count > 0 {
+            let played = latency.played;
+            writeln!(
+                f,
+                "{} latency, capture to device output: median {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                kind.name(),
+                played.median_us as f64 / 1e3,
+                played.p99_us as f64 / 1e3,
+                played.max_us as f64 / 1e3
             )?;
         }
         Ok(())
@@ -211,6 +251,8 @@ pub struct Report {
     pub audio: StreamReport,
     pub video: StreamReport,
     pub sync_forced_releases: u64,
+    pub sync_trimmed: u64,
+    pub sync_latency_us: u64,
     /// Calls interrupted at their deadline while running guest code.
     pub fault_timeouts: u64,
     /// Calls cut off at their deadline while waiting in a host call (a
@@ -271,6 +313,8 @@ impl Counters {
             audio: self.audio.report(),
             video: self.video.report(),
             sync_forced_releases: self.sync_forced_releases.load(Relaxed),
+            sync_trimmed: self.sync_trimmed.load(Relaxed),
+            sync_latency_us: self.sync_latency_us.load(Relaxed),
             fault_timeouts: self.fault_timeouts.load(Relaxed),
             fault_blocked: self.fault_blocked.load(Relaxed),
             fault_memory: self.fault_memory.load(Relaxed),
@@ -337,10 +381,13 @@ impl fmt::Display for Report {
                 self.swaps, self.swap_failures, self.states_carried, self.states_lost
             )?;
         }
-        if self.sync_forced_releases > 0 {
+        if self.sync_latency_us > 0 {
             writeln!(
                 f,
-                "sync: {} items released unsynced (a stream stalled)",
+                "sync: audio and video perceived {:.1} ms after capture; {} items dropped at the \
+                 start (captured before the other stream began), {} released late (unsynced)",
+                self.sync_latency_us as f64 / 1e3,
+                self.sync_trimmed,
                 self.sync_forced_releases
             )?;
         }
