@@ -19,6 +19,7 @@ use std::time::Duration;
 
 /// Run audio/video effects written as WebAssembly components.
 mod devices;
+mod monitor;
 mod virtual_mic;
 
 #[derive(Debug, Parser)]
@@ -175,6 +176,13 @@ struct RunArgs {
     /// Crossfade audio from the old guest to the new one on a swap.
     #[arg(long, value_name = "MS")]
     crossfade: Option<f64>,
+    /// Write one JSON object per second with the live numbers to FILE, or
+    /// to stdout with `-` (fields: docs/STATS.md).
+    #[arg(long, value_name = "FILE")]
+    stats_json: Option<PathBuf>,
+    /// No status line (it is shown only when stderr is a terminal).
+    #[arg(long)]
+    no_status: bool,
     #[command(flatten)]
     devices: DeviceArgs,
     #[command(flatten)]
@@ -320,7 +328,7 @@ pub fn main() -> ExitCode {
     };
     init_logging(cli.quiet, cli.verbose);
     let result = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(args, cli.quiet),
         Command::Check(args) => check(args),
         Command::Bench(args) => bench(args),
         Command::Devices(args) => devices::devices(&args),
@@ -360,7 +368,7 @@ fn init_logging(quiet: bool, verbose: bool) {
     use std::io::IsTerminal as _;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| StderrUnderStatus)
         // Colour codes only where a terminal reads them, never in a file.
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
@@ -368,12 +376,55 @@ fn init_logging(quiet: bool, verbose: bool) {
         .try_init();
 }
 
-fn run(args: RunArgs) -> anyhow::Result<()> {
+/// Standard error for log lines: clears the status line first, if one is
+/// shown, so a message never lands in the middle of it.
+struct StderrUnderStatus;
+
+impl std::io::Write for StderrUnderStatus {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut err = std::io::stderr().lock();
+        if monitor::STATUS_LINE_SHOWN.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            err.write_all(b"\r\x1b[2K")?;
+        }
+        err.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+fn run(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
     let (watch, commands, guest) = (args.watch, args.commands, args.guest.clone());
+    use std::io::IsTerminal as _;
+    let status_line = !args.no_status && !quiet && std::io::stderr().is_terminal();
+    let json: Option<Box<dyn std::io::Write + Send>> = match &args.stats_json {
+        None => None,
+        Some(path) if path.as_os_str() == "-" => Some(Box::new(std::io::stdout())),
+        Some(path) => Some(Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create --stats-json {}", path.display()))?,
+        ))),
+    };
     let builder = builder_from_args(args)?;
     let streamer = builder.build()?;
     tracing::info!("{}", streamer.describe().replace('\n', "\n  "));
+    let (audio, video) = (
+        streamer.audio_format().is_some(),
+        streamer.video_format().is_some(),
+    );
     let mut running = streamer.start()?;
+    let monitor = (status_line || json.is_some())
+        .then(|| {
+            let options = monitor::MonitorOptions {
+                status_line,
+                json,
+                audio,
+                video,
+            };
+            monitor::Monitor::start(running.stats_handle(), options)
+        })
+        .transpose()?;
     if watch {
         running.watch(&guest)?;
     }
@@ -391,7 +442,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("stopping (Ctrl-C again to abort)...");
         stop.stop();
     });
-    let report = running.wait()?;
+    let result = running.wait();
+    if let Some(monitor) = monitor {
+        monitor.stop();
+    }
+    let report = result?;
     eprint!("{report}");
     if let Some(peak) = sandstream::metrics::peak_resident_bytes() {
         eprintln!("memory: peak {} MiB resident", peak >> 20);
@@ -416,7 +471,7 @@ fn spawn_command_reader(running: &sandstream::RunningStream) -> anyhow::Result<(
                 let Ok(line) = line else { break };
                 match parse_command(&line) {
                     Ok(Some(LiveCommand::Control(command))) => control.send(command),
-                    Ok(Some(LiveCommand::Stats)) => eprint!("{}", stats.report()),
+                    Ok(Some(LiveCommand::Stats)) => eprint!("{}", stats_text(&stats)),
                     Ok(Some(LiveCommand::Stop)) => stop.stop(),
                     Ok(None) => {}
                     Err(message) => eprintln!("{message}"),
@@ -424,6 +479,24 @@ fn spawn_command_reader(running: &sandstream::RunningStream) -> anyhow::Result<(
             }
         })?;
     Ok(())
+}
+
+/// The `stats` command's answer: the counters and every latency
+/// histogram so far.
+fn stats_text(stats: &pipeline::StatsHandle) -> String {
+    use sandstream::media::StreamKind;
+    let mut text = stats.report().to_string();
+    for kind in [StreamKind::Audio, StreamKind::Video] {
+        let latency = stats.latency(kind);
+        if latency.stage(sandstream::metrics::Stage::Read).count() > 0 {
+            text += &format!(
+                "{} latency histograms, ms:\n{}",
+                kind.name(),
+                latency.table()
+            );
+        }
+    }
+    text
 }
 
 /// A line typed while running.

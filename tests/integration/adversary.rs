@@ -189,11 +189,15 @@ fn state_calls_get_the_deadline_of_the_stream_and_failures_start_fresh() {
             "{log}"
         );
     }
-    // A generous deadline: building 64 MiB takes the guest a while.
+    // A generous deadline: building 64 MiB takes the guest a while, and a
+    // latency budget to match, or blocks held up by the handoff would be
+    // skipped as too late (counted) instead of written.
     let attack = attack(
         "huge-snapshot",
         &[
             "--realtime",
+            "--latency",
+            "2000",
             "--deadline",
             "500",
             "--commands",

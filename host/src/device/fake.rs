@@ -33,6 +33,10 @@ pub struct FakeScript {
     pub disconnect_at: Option<Duration>,
     /// Capture: the tone it hears, at half full scale.
     pub tone_hz: f32,
+    /// Capture: clicks instead of the tone, one at every multiple of this
+    /// (device time), each 2 ms long at a level that tells which click it
+    /// is: [`FakeScript::click_level`].
+    pub clicks_every: Option<Duration>,
 }
 
 impl FakeScript {
@@ -46,6 +50,38 @@ impl FakeScript {
             dropouts: Vec::new(),
             disconnect_at: None,
             tone_hz: 440.0,
+            clicks_every: None,
+        }
+    }
+
+    /// The level of click `n`: 0.05 to 0.8 in 16 steps, so a click played
+    /// up to 16 periods late is still known.
+    pub fn click_level(n: u64) -> f32 {
+        0.05 * (1 + n % 16) as f32
+    }
+
+    /// Frames a click lasts.
+    pub fn click_frames(&self) -> u64 {
+        u64::from(self.format.sample_rate) / 500
+    }
+
+    /// The capture signal at device frame `frame`.
+    fn signal(&self, frame: u64) -> f32 {
+        let rate = f64::from(self.format.sample_rate);
+        match self.clicks_every {
+            Some(period) => {
+                let period = (period.as_secs_f64() * rate) as u64;
+                let n = frame / period.max(1);
+                if frame % period.max(1) < self.click_frames() {
+                    Self::click_level(n)
+                } else {
+                    0.0
+                }
+            }
+            None => {
+                let step = std::f64::consts::TAU * f64::from(self.tone_hz) / rate;
+                (0.5 * (step * frame as f64).sin()) as f32
+            }
         }
     }
 
@@ -60,6 +96,9 @@ impl FakeScript {
 /// The callback schedule both sides share.
 struct Schedule {
     script: FakeScript,
+    /// Playback asks for frames as they start to play; capture delivers
+    /// them once they have all been captured.
+    playback: bool,
     /// Host time at device time zero.
     start_ns: u64,
     /// Host time the next callback comes.
@@ -68,24 +107,30 @@ struct Schedule {
     callbacks_done: usize,
     rng: u64,
     disconnected: bool,
+    /// Frames passed in a dropout since the last callback.
+    skipped: u64,
 }
 
 /// One callback that is due: its first frame and size.
 struct Due {
     first_frame: u64,
     frames: usize,
+    /// Frames that passed without a callback just before it (a dropout).
+    skipped: u64,
 }
 
 impl Schedule {
-    fn new(script: FakeScript, start_ns: u64) -> Self {
+    fn new(script: FakeScript, start_ns: u64, playback: bool) -> Self {
         let mut schedule = Self {
             script,
+            playback,
             start_ns,
             due_ns: 0,
             frames_done: 0,
             callbacks_done: 0,
             rng: 0x5eed_cafe,
             disconnected: false,
+            skipped: 0,
         };
         schedule.due_ns = schedule.next_due_ns();
         schedule
@@ -135,10 +180,15 @@ impl Schedule {
         self.script.format.frame_time_ns(frame)
     }
 
-    /// Host time the next callback comes: once its frames have elapsed,
-    /// plus jitter.
+    /// Host time the next callback comes: capture, once its frames have
+    /// elapsed; playback, as its first frame starts to play (this fake
+    /// has no buffer of its own); plus jitter.
     fn next_due_ns(&mut self) -> u64 {
-        let end = self.frames_done + self.next_frames() as u64;
+        let end = if self.playback {
+            self.frames_done
+        } else {
+            self.frames_done + self.next_frames() as u64
+        };
         let jitter = self.script.jitter.as_nanos() as u64;
         let late = if jitter == 0 {
             0
@@ -171,6 +221,7 @@ impl Schedule {
             self.frames_done += frames as u64;
             self.callbacks_done += 1;
             if self.script.in_dropout(device_ns) {
+                self.skipped += frames as u64;
                 if self.host_ns(self.frames_done) > now_ns {
                     return None;
                 }
@@ -179,6 +230,7 @@ impl Schedule {
             return Some(Due {
                 first_frame,
                 frames,
+                skipped: std::mem::take(&mut self.skipped),
             });
         }
     }
@@ -211,7 +263,7 @@ pub struct FakeCapture {
 impl FakeCapture {
     /// A fake microphone whose device time zero is host time `start_ns`.
     pub fn new(script: FakeScript, side: CaptureSide, start_ns: u64) -> Self {
-        let schedule = Schedule::new(script, start_ns);
+        let schedule = Schedule::new(script, start_ns, false);
         let channels = usize::from(schedule.script.format.channels);
         let signal = vec![0.0; schedule.max_callback() * channels];
         Self {
@@ -232,12 +284,9 @@ impl FakeCapture {
         let status = side.status();
         schedule.run_until(now_ns, &status, |due, script, capture_ns| {
             let channels = usize::from(script.format.channels);
-            let step = std::f64::consts::TAU * f64::from(script.tone_hz)
-                / f64::from(script.format.sample_rate);
             let samples = &mut signal[..due.frames * channels];
             for (i, frame) in samples.chunks_exact_mut(channels).enumerate() {
-                let phase = step * (due.first_frame + i as u64) as f64;
-                frame.fill((0.5 * phase.sin()) as f32);
+                frame.fill(script.signal(due.first_frame + i as u64));
             }
             side.push(samples, capture_ns);
         })
@@ -272,7 +321,7 @@ impl FakePlayback {
     /// A fake speaker whose device time zero is host time `start_ns`;
     /// with `record`, it keeps everything it played.
     pub fn new(script: FakeScript, side: PlaybackSide, start_ns: u64, record: bool) -> Self {
-        let schedule = Schedule::new(script, start_ns);
+        let schedule = Schedule::new(script, start_ns, true);
         let channels = usize::from(schedule.script.format.channels);
         let out = vec![0.0; schedule.max_callback() * channels];
         Self {
@@ -294,15 +343,20 @@ impl FakePlayback {
         } = self;
         let status = side.status();
         schedule.run_until(now_ns, &status, |due, script, _| {
-            let out = &mut out[..due.frames * usize::from(script.format.channels)];
+            let channels = usize::from(script.format.channels);
+            let out = &mut out[..due.frames * channels];
             side.fill(out);
             if let Some(recording) = recording {
+                // What a dropout played: nothing, for as long as it lasted.
+                let silence = recording.len() + due.skipped as usize * channels;
+                recording.resize(silence, 0.0);
                 recording.extend_from_slice(out);
             }
         })
     }
 
-    /// What it played so far (empty without `record`).
+    /// What it played so far (empty without `record`), from device time
+    /// zero: sample `i` of a channel played at `start_ns + i / rate`.
     pub fn take_recording(&mut self) -> Vec<f32> {
         self.recording
             .as_mut()
@@ -334,6 +388,8 @@ impl Driven for FakePlayback {
 /// sink, running on their own threads: what a test hands the pipeline in
 /// place of a real device.
 pub struct FakeRig {
+    /// Host time at device time zero, for both devices.
+    pub start_ns: u64,
     stop: Arc<AtomicBool>,
     mic: JoinHandle<()>,
     speaker: JoinHandle<Vec<f32>>,
@@ -360,7 +416,13 @@ impl FakeRig {
         let stop = Arc::new(AtomicBool::new(false));
         let mic = FakeCapture::new(mic, side, start_ns).spawn(stop.clone());
         let speaker = FakePlayback::new(speaker, out, start_ns, true).spawn(stop.clone());
-        Ok((Self { stop, mic, speaker }, feed, sink))
+        let rig = Self {
+            start_ns,
+            stop,
+            mic,
+            speaker,
+        };
+        Ok((rig, feed, sink))
     }
 
     /// Stops both devices; returns what the speaker played.

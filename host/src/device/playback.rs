@@ -10,6 +10,7 @@
 use super::DeviceStatus;
 use super::drift::DriftCorrector;
 use super::status::{PresenceCheck, Watchdog};
+use crate::clock;
 use crate::media::{AudioBlock, AudioFormat};
 use crate::metrics::StreamCounters;
 use crate::rt;
@@ -199,14 +200,21 @@ impl Sink<AudioBlock> for PlaybackSink {
         self.push_after(&block.samples, after_gap)
     }
 
-    /// A block's first frame plays after what is queued ahead of it and
-    /// the device's own buffer.
+    /// A block's first frame plays after what is queued ahead of it, which
+    /// starts playing once the frames the last callback took have played,
+    /// and the device's own buffer. In steady state the ring holds its
+    /// target, and the next callback is half a callback away on average.
     fn output_delay(&self) -> Option<OutputDelay> {
-        let device = self.status.output_delay_ns.load(Relaxed);
-        let time = |frames: usize| self.format.frame_time_ns(frames as u64);
+        let status = &self.status;
+        let time = |frames: u64| self.format.frame_time_ns(frames);
+        let fill = self.fill_frames() as u64;
+        let device = status.output_delay_ns.load(Relaxed);
+        let callback_frames = status.last_callback_frames.load(Relaxed);
+        let now = clock::now_ns();
+        let ring_plays = (status.last_callback_ns.load(Relaxed) + time(callback_frames)).max(now);
         Some(OutputDelay {
-            now_ns: time(self.fill_frames()) + device,
-            steady_ns: time(self.target_frames) + device,
+            now_ns: ring_plays - now + time(fill) + device,
+            steady_ns: time(callback_frames) / 2 + time(self.target_frames as u64) + device,
         })
     }
 
@@ -266,6 +274,8 @@ impl PlaybackSide {
         let _hot = rt::hot();
         self.status.callbacks.fetch_add(1, Relaxed);
         let ch = self.channels;
+        self.status.last_callback_ns.store(clock::now_ns(), Relaxed);
+        (self.status.last_callback_frames).store((out.len() / ch) as u64, Relaxed);
         let available = self.ring.slots();
         if !self.primed {
             if available < self.budget.target_frames * ch {

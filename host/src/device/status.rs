@@ -21,6 +21,10 @@ pub struct DeviceStatus {
     /// How long after its callback the device plays what the callback
     /// wrote (the device's own buffering), as it last said.
     pub output_delay_ns: AtomicU64,
+    /// Host time of the last playback callback, and the frames it took:
+    /// the ring's next frame plays after those.
+    pub last_callback_ns: AtomicU64,
+    pub last_callback_frames: AtomicU64,
     /// Data callbacks so far: a device whose callbacks stop is checked
     /// for presence (some backends never report a removed device).
     pub callbacks: AtomicU64,

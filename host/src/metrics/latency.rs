@@ -100,6 +100,44 @@ impl LatencySnapshot {
         }
     }
 
+    pub fn stage(&self, stage: Stage) -> &Snapshot {
+        &self.stages[stage as usize]
+    }
+
+    pub fn guest_call(&self) -> &Snapshot {
+        &self.guest_call
+    }
+
+    /// The histograms as a table: one row per stage items reached, with
+    /// percentiles in milliseconds (the `stats` live command).
+    pub fn table(&self) -> String {
+        let ms = |us: u64| format!("{:.1}", us as f64 / 1e3);
+        let mut lines = vec![format!(
+            "  {:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "from capture", "count", "p50", "p90", "p99", "p99.9", "max"
+        )];
+        let rows = Stage::ALL
+            .iter()
+            .map(|&s| (s.name(), self.stage(s)))
+            .chain([("guest call", &self.guest_call)]);
+        for (name, histogram) in rows {
+            if histogram.count() == 0 {
+                continue;
+            }
+            lines.push(format!(
+                "  {:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                name,
+                histogram.count(),
+                ms(histogram.quantile(0.5)),
+                ms(histogram.quantile(0.9)),
+                ms(histogram.quantile(0.99)),
+                ms(histogram.quantile(0.999)),
+                ms(histogram.summary().max_us)
+            ));
+        }
+        lines.join("\n") + "\n"
+    }
+
     pub fn summary(&self) -> LatencySummary {
         let at = |stage: Stage| self.stages[stage as usize].summary();
         LatencySummary {

@@ -1137,6 +1137,11 @@ impl StatsHandle {
     pub fn report(&self) -> Report {
         self.0.counters.report()
     }
+
+    /// Every latency histogram of a stream so far.
+    pub fn latency(&self, kind: crate::media::StreamKind) -> crate::metrics::LatencySnapshot {
+        self.0.counters.stream(kind).latency.snapshot()
+    }
 }
 
 /// Stops a running stream from another thread (e.g. a Ctrl-C handler).

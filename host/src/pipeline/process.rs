@@ -29,10 +29,12 @@ pub struct Outlet<I: Item> {
 
 impl<I: Item> Outlet<I> {
     /// Would an item captured at `captured_ns`, starting now, be played
-    /// after the budget? (Its output adds its own steady delay.)
+    /// after the budget? After the guest's usual time, its output adds its
+    /// own steady delay.
     fn too_late(&self, captured_ns: u64, now_ns: u64, counters: &StreamCounters) -> bool {
         self.budget_ns.is_some_and(|budget| {
-            let downstream = counters.output_delay_ns.load(Relaxed);
+            let downstream =
+                self.pace.typical_call_ns.get() + counters.output_delay_ns.load(Relaxed);
             now_ns.saturating_sub(captured_ns) + downstream > budget
         })
     }
@@ -41,6 +43,8 @@ impl<I: Item> Outlet<I> {
 /// Watches whether the guest keeps up with its stream, to say so once.
 #[derive(Debug, Default)]
 pub struct Pace {
+    /// A running average of the guest's time per call.
+    typical_call_ns: Cell<u64>,
     calls: Cell<u32>,
     busy_ns: Cell<u64>,
     media_ns: Cell<u64>,
@@ -52,6 +56,11 @@ const PACE_WINDOW: u32 = 32;
 
 impl Pace {
     fn observe<I: Item>(&self, call_ns: u64, media_ns: u64, budget_ns: Option<u64>) {
+        let typical = match self.typical_call_ns.get() {
+            0 => call_ns,
+            typical => (typical * 7 + call_ns) / 8,
+        };
+        self.typical_call_ns.set(typical);
         self.calls.set(self.calls.get() + 1);
         self.busy_ns.set(self.busy_ns.get() + call_ns);
         self.media_ns.set(self.media_ns.get() + media_ns);
@@ -73,7 +82,9 @@ impl Pace {
         let ms = |ns: u64| ns as f64 / 1e6;
         rt::outside_hot(|| {
             tracing::warn!(
-                "the guest is too slow for the {} stream: {:.1} ms per {item} that lasts {:.1} ms                  ({:.1}x real time); {item}s are skipped to stay within the {:.0} ms latency                  budget (counted as late and overruns in the report)",
+                "the guest is too slow for the {} stream: {:.1} ms per {item} that lasts {:.1} ms \
+                 ({:.1}x real time); {item}s are skipped to stay within the {:.0} ms latency \
+                 budget (counted as late and overruns in the report)",
                 I::KIND.name(),
                 ms(busy / calls),
                 ms(media / calls),

@@ -14,7 +14,8 @@
 //!   `huge-log` (one 32 MiB `log` message), `huge-snapshot` (a 64 MiB
 //!   state), `handles` (a million pollables), `random` (1 GiB of random
 //!   bytes asked for at once), `huge-list` (64 MiB of samples returned
-//!   for a block, on the list path);
+//!   for a block, on the list path), `slow` (takes `ms` milliseconds,
+//!   sleeping: a guest too slow for its stream, not a hung one);
 //! - `in`: which export does it — `configure`, `prepare`, `process`
 //!   (default), `snapshot`, `restore`;
 //! - `every`: process calls do it when their number (from 1, per
@@ -37,6 +38,7 @@ thread_local! {
     static MODE: RefCell<String> = const { RefCell::new(String::new()) };
     static WHERE: RefCell<String> = const { RefCell::new(String::new()) };
     static EVERY: Cell<u64> = const { Cell::new(1) };
+    static SLOW_MS: Cell<u64> = const { Cell::new(0) };
     static CALLS: Cell<u64> = const { Cell::new(0) };
     static AUDIO: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static VIDEO: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -73,6 +75,7 @@ fn misbehave(export: &str) -> Result<(), String> {
             #[allow(clippy::empty_loop)]
             loop {}
         }
+        "slow" => std::thread::sleep(std::time::Duration::from_millis(SLOW_MS.get())),
         "exit" => std::process::exit(7),
         "huge-error" => {
             return Err(format!(
@@ -118,6 +121,11 @@ impl setup::Guest for Adversary {
             setting(&config, "every")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(1),
+        );
+        SLOW_MS.set(
+            setting(&config, "ms")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
         );
         if let Some(audio) = formats.audio {
             let samples = (audio.block_frames * audio.channels) as usize;
