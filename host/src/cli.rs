@@ -19,6 +19,7 @@ use std::time::Duration;
 
 /// Run audio/video effects written as WebAssembly components.
 mod devices;
+mod latency;
 mod monitor;
 mod virtual_mic;
 
@@ -53,6 +54,10 @@ enum Command {
     /// Ctrl-C, or kept with --keep); sandstream plays into it with
     /// --audio-out device:NAME.
     VirtualMic(virtual_mic::VirtualMicArgs),
+    /// Measure capture -> output latency by the click method: clicks
+    /// through a guest into an output device, found again on its monitor
+    /// (PulseAudio or PipeWire), per device buffer size.
+    Latency(latency::LatencyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -110,7 +115,8 @@ struct RunArgs {
     /// The guest component (.wasm).
     guest: PathBuf,
     /// Audio input: device:NAME (a microphone; `sandstream devices` lists
-    /// them), default, file:PATH.wav, tone:FREQ_HZ or silence.
+    /// them), default, file:PATH.wav, tone:FREQ_HZ, clicks:PERIOD_MS or
+    /// silence.
     #[arg(long, value_name = "SRC")]
     audio_in: Option<AudioInputSpec>,
     /// Audio output: device:NAME (e.g. the virtual microphone), default,
@@ -333,6 +339,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench(args),
         Command::Devices(args) => devices::devices(&args),
         Command::VirtualMic(args) => virtual_mic::virtual_mic(&args),
+        Command::Latency(args) => latency::latency(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

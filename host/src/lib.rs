@@ -19,6 +19,7 @@
 
 pub mod bench;
 pub mod camera;
+pub mod clicks;
 pub mod clock;
 pub mod colour;
 pub mod config_file;

@@ -8,7 +8,8 @@ use anyhow::{Context as _, bail};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-const AUDIO_INPUTS: &str = "file:PATH.wav, tone:FREQ_HZ, silence, device:NAME, default";
+const AUDIO_INPUTS: &str =
+    "file:PATH.wav, tone:FREQ_HZ, clicks:PERIOD_MS, silence, device:NAME, default";
 const VIDEO_INPUTS: &str = "file:PATH.y4m, pattern, camera:NAME, camera:INDEX, camera:default";
 const AUDIO_OUTPUTS: &str = "file:PATH.wav, null, device:NAME, default";
 const VIDEO_OUTPUTS: &str = "file:PATH.y4m, file:PATH.png (last frame), null, window, \
@@ -22,6 +23,9 @@ pub const DEFAULT_VIRTUAL_CAMERA: &str = "Sandstream Camera";
 pub enum AudioInputSpec {
     File(PathBuf),
     Tone(f64),
+    /// A click every period, each at a level that names it
+    /// ([`crate::clicks`]).
+    Clicks(std::time::Duration),
     Silence,
     /// A capture device by name (`default` for the system's).
     Device(String),
@@ -112,6 +116,17 @@ impl FromStr for AudioInputSpec {
                 Ok(Self::Tone(hz))
             }
             ("tone", None) => bail!("`tone` needs a frequency, as in tone:440"),
+            ("clicks", Some(ms)) => {
+                let ms: f64 = ms
+                    .parse()
+                    .ok()
+                    .filter(|ms: &f64| (10.0..=10_000.0).contains(ms))
+                    .with_context(|| {
+                        format!("`{spec}`: the click period must be 10 to 10000 ms")
+                    })?;
+                Ok(Self::Clicks(std::time::Duration::from_secs_f64(ms / 1e3)))
+            }
+            ("clicks", None) => bail!("`clicks` needs a period, as in clicks:200 (ms)"),
             ("silence", None) => Ok(Self::Silence),
             _ => bail!("unknown audio input `{spec}`; expected one of: {AUDIO_INPUTS}"),
         }
@@ -197,13 +212,14 @@ impl AudioInputSpec {
         Ok(match self {
             Self::File(path) => Box::new(source::WavSource::open(path)?),
             Self::Tone(hz) => Box::new(source::ToneSource::new(format, *hz)),
+            Self::Clicks(period) => Box::new(source::ClickSource::new(format, *period)),
             Self::Silence => Box::new(source::SilenceSource::new(format)),
             Self::Device(name) => bail!("device:{name} is opened by the pipeline"),
         })
     }
 
     pub fn is_synthetic(&self) -> bool {
-        matches!(self, Self::Tone(_) | Self::Silence)
+        matches!(self, Self::Tone(_) | Self::Clicks(_) | Self::Silence)
     }
 }
 

@@ -5,6 +5,7 @@
 //! devices count from the same host instant).
 
 use crate::common::*;
+use sandstream::clicks::Clicks;
 use sandstream::clock;
 use sandstream::device::fake::{FakeRig, FakeScript};
 use sandstream::media::{AudioFormat, BufferPool, Fps, VideoFormat, VideoFrame};
@@ -40,42 +41,22 @@ struct Played {
 }
 
 /// Finds the clicks in `mono` (one every `period` at the microphone) and
-/// says when each was captured and played. A click is known by its level,
-/// so one played up to 16 periods late is still told apart.
+/// says when each was captured and played.
 fn played_clicks(mono: &[f32], period: Duration) -> Vec<Played> {
-    let period_frames = (period.as_secs_f64() * RATE) as u64;
-    let quiet_before = (0.01 * RATE) as usize;
-    let mut clicks = Vec::new();
-    let mut quiet = quiet_before;
-    let mut i = 0;
-    while i < mono.len() {
-        if mono[i].abs() < 0.02 {
-            quiet += 1;
-            i += 1;
-            continue;
-        }
-        if quiet >= quiet_before && i + 72 < mono.len() {
-            // The level, away from the edges the resampler rounds.
-            let mut middle: Vec<f32> = mono[i + 12..i + 72].to_vec();
-            middle.sort_by(f32::total_cmp);
-            let level = middle[middle.len() / 2];
-            let k = ((level / 0.05).round() as u64).clamp(1, 16) - 1;
-            // The latest click with that number captured before it played.
-            let played = i as u64;
-            let latest = played / period_frames;
-            let n = (0..=latest).rev().find(|n| n % 16 == k);
-            if let Some(n) = n {
-                clicks.push(Played {
-                    at_s: played as f64 / RATE,
-                    latency_s: (played - n * period_frames) as f64 / RATE,
-                    n,
-                });
-            }
-        }
-        quiet = 0;
-        i += 1;
-    }
+    let clicks = Clicks::new(48_000, period);
     clicks
+        .find(mono, 48_000)
+        .into_iter()
+        .filter_map(|onset| {
+            let played = onset.frame as u64;
+            let n = clicks.which(onset.number, played)?;
+            Some(Played {
+                at_s: played as f64 / RATE,
+                latency_s: (played - n * clicks.period_frames()) as f64 / RATE,
+                n,
+            })
+        })
+        .collect()
 }
 
 fn devices(latency_ms: u64) -> DeviceSettings {

@@ -499,3 +499,47 @@ fn a_missing_sound_server_is_a_clear_error_naming_what_to_start() {
         "{err}"
     );
 }
+
+#[test]
+fn the_click_method_measures_the_latency_within_the_budget_and_the_host_agrees() {
+    if !live() {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = scratch("live-latency");
+    let json = dir.join("stats.json");
+    // `sandstream latency` makes its own null sink, plays clicks through
+    // `passthrough` into it and records its monitor.
+    let out = sandstream(&[
+        "latency",
+        &s(&guest("passthrough")),
+        "--buffers",
+        "512",
+        "--clicks",
+        "15",
+        "--stats-json",
+        &s(&json),
+    ]);
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let log = format!("{printed}{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    eprintln!("{printed}");
+    let clicks = number_after(&printed, "(10.7 ms):").expect("a click count");
+    let median = number_after(&printed, "capture -> output median").unwrap();
+    let p99 = number_after(&printed, "p99").unwrap();
+    let own = number_after(&printed, "the host's own account: median").unwrap();
+    let budget = number_after(&printed, "budget").unwrap();
+    assert!(clicks >= 10.0, "{log}");
+    // Within the budget (the default: a block, two device buffers and a
+    // 64 ms playback ring: 96 ms at 512 frames).
+    assert_eq!(budget, 96.0, "{log}");
+    assert!(median > 0.0 && p99 <= budget, "{log}");
+    // The host's own account of the same clicks, and the JSON stats of
+    // the run's last second, agree with what was heard within one block.
+    let block_ms = 512.0 / 48.0;
+    assert!((own - median).abs() <= block_ms, "{log}");
+    let lines = std::fs::read_to_string(&json).unwrap();
+    let last = lines.lines().last().expect("JSON stats were written");
+    let played = number_after(last, "\"played\":{\"median\":").expect(last);
+    assert!((played - median).abs() <= block_ms, "{last}\n{log}");
+}

@@ -28,9 +28,9 @@ pub struct VirtualMicArgs {
     remove: bool,
 }
 
-fn pactl(args: &[&str]) -> anyhow::Result<String> {
+pub(crate) fn pactl(args: &[&str]) -> anyhow::Result<String> {
     let output = Command::new("pactl").args(args).output().context(
-        "virtual-mic needs `pactl` (Debian/Ubuntu: pulseaudio-utils; Fedora: pulseaudio-utils \
+        "this needs `pactl` (Debian/Ubuntu: pulseaudio-utils; Fedora: pulseaudio-utils \
          or pipewire-pulseaudio)",
     )?;
     if !output.status.success() {

@@ -592,4 +592,12 @@ impl Sink<AudioBlock> for DevicePlayback {
     fn report(&self, counters: &crate::metrics::StreamCounters) {
         self.sink.report(counters);
     }
+
+    fn is_real_time(&self) -> bool {
+        self.sink.is_real_time()
+    }
+
+    fn output_delay(&self) -> Option<crate::sink::OutputDelay> {
+        self.sink.output_delay()
+    }
 }

@@ -9,6 +9,7 @@
 //! callback thread would.
 
 use super::{CaptureSide, DeviceStatus, PlaybackSide};
+use crate::clicks::Clicks;
 use crate::clock;
 use crate::media::AudioFormat;
 use std::sync::Arc;
@@ -34,8 +35,8 @@ pub struct FakeScript {
     /// Capture: the tone it hears, at half full scale.
     pub tone_hz: f32,
     /// Capture: clicks instead of the tone, one at every multiple of this
-    /// (device time), each 2 ms long at a level that tells which click it
-    /// is: [`FakeScript::click_level`].
+    /// (device time), each at a level that tells which click it is
+    /// ([`crate::clicks`]).
     pub clicks_every: Option<Duration>,
 }
 
@@ -54,30 +55,11 @@ impl FakeScript {
         }
     }
 
-    /// The level of click `n`: 0.05 to 0.8 in 16 steps, so a click played
-    /// up to 16 periods late is still known.
-    pub fn click_level(n: u64) -> f32 {
-        0.05 * (1 + n % 16) as f32
-    }
-
-    /// Frames a click lasts.
-    pub fn click_frames(&self) -> u64 {
-        u64::from(self.format.sample_rate) / 500
-    }
-
     /// The capture signal at device frame `frame`.
     fn signal(&self, frame: u64) -> f32 {
         let rate = f64::from(self.format.sample_rate);
         match self.clicks_every {
-            Some(period) => {
-                let period = (period.as_secs_f64() * rate) as u64;
-                let n = frame / period.max(1);
-                if frame % period.max(1) < self.click_frames() {
-                    Self::click_level(n)
-                } else {
-                    0.0
-                }
-            }
+            Some(period) => Clicks::new(self.format.sample_rate, period).sample(frame),
             None => {
                 let step = std::f64::consts::TAU * f64::from(self.tone_hz) / rate;
                 (0.5 * (step * frame as f64).sin()) as f32

@@ -245,6 +245,9 @@ impl Sink<AudioBlock> for PlaybackSink {
         counters
             .latency_units_dropped
             .store(status.frames_dropped.load(Relaxed), Relaxed);
+        counters
+            .device_delay_ns
+            .store(status.output_delay_ns.load(Relaxed), Relaxed);
         let ppm = (self.drift.correction().abs() * 1e6).round() as u64;
         counters.drift_correction_ppm.store(ppm, Relaxed);
     }

@@ -53,6 +53,8 @@ pub struct StreamCounters {
     /// plays an item, in steady state (its queue's target and the
     /// device's buffer); 0 when no output says.
     pub output_delay_ns: AtomicU64,
+    /// The output device's own buffering, as it last said (audio).
+    pub device_delay_ns: AtomicU64,
     /// Capture time of the end of the last item written.
     pub last_end_ns: AtomicU64,
     /// Capture → each stage (see [`Stage`]).
@@ -130,6 +132,8 @@ pub struct StreamReport {
     pub latency_units_dropped: u64,
     pub drift_correction_ppm: u64,
     pub timestamp_regressions: u64,
+    /// The output device's own buffering, as it last said (audio).
+    pub device_delay_ns: u64,
     /// Capture time of the end of the last item written.
     pub end_ns: u64,
     /// Capture → each stage, median/p99/max (real time only).
@@ -156,6 +160,7 @@ impl StreamCounters {
             latency_units_dropped: self.latency_units_dropped.load(Relaxed),
             drift_correction_ppm: self.drift_correction_ppm.load(Relaxed),
             timestamp_regressions: self.timestamp_regressions.load(Relaxed),
+            device_delay_ns: self.device_delay_ns.load(Relaxed),
             end_ns: self.last_end_ns.load(Relaxed),
             latency: self.latency.summary(),
         }

@@ -857,6 +857,11 @@ impl Streamer {
         self.video.as_ref().map(|v| v.format)
     }
 
+    /// The latency budget real-time runs keep (see [`budget`]).
+    pub fn latency_budget(&self) -> Duration {
+        self.budget
+    }
+
     /// How the run meets the clock (live when an input is a device).
     pub fn clocking(&self) -> Clocking {
         self.clocking
@@ -989,6 +994,7 @@ impl Streamer {
 
         Ok(RunningStream {
             run,
+            media_zero_ns: timing.start_ns,
             threads,
             audio_writer,
             video_writer,
@@ -1158,6 +1164,8 @@ impl StopHandle {
 /// A stream whose stages are running.
 pub struct RunningStream {
     run: Arc<RunControl>,
+    /// Real time: the host clock at media time zero of pulled inputs.
+    media_zero_ns: Option<u64>,
     threads: Vec<(String, JoinHandle<()>)>,
     audio_writer: Option<JoinHandle<Sinks<AudioBlock>>>,
     video_writer: Option<JoinHandle<Sinks<VideoFrame>>>,
@@ -1168,6 +1176,13 @@ pub struct RunningStream {
 }
 
 impl RunningStream {
+    /// Real time: the host clock (see [`crate::clock`]) at media time zero
+    /// of pulled inputs, whose items are stamped `media_zero_ns + media
+    /// time`: a file or synthetic input's frame `n` is "captured" then.
+    pub fn media_zero_ns(&self) -> Option<u64> {
+        self.media_zero_ns
+    }
+
     /// Swaps guests and changes configuration while running.
     pub fn control(&self) -> ControlHandle {
         self.control.clone()

@@ -1,5 +1,7 @@
 use super::Source;
+use crate::clicks::Clicks;
 use crate::media::{AudioBlock, AudioFormat};
+use std::time::Duration;
 
 /// A sine tone at -6 dBFS (amplitude 0.5) on every channel.
 pub struct ToneSource {
@@ -76,5 +78,51 @@ impl Source<AudioBlock> for SilenceSource {
 
     fn describe(&self) -> String {
         "silence".to_string()
+    }
+}
+
+/// Clicks that say which one they are (see [`crate::clicks`]), on every
+/// channel: what `sandstream latency` measures with.
+pub struct ClickSource {
+    format: AudioFormat,
+    period: Duration,
+    clicks: Clicks,
+    next_frame: u64,
+}
+
+impl ClickSource {
+    pub fn new(format: AudioFormat, period: Duration) -> Self {
+        Self {
+            format,
+            period,
+            clicks: Clicks::new(format.sample_rate, period),
+            next_frame: 0,
+        }
+    }
+}
+
+impl Source<AudioBlock> for ClickSource {
+    fn format(&self) -> AudioFormat {
+        self.format
+    }
+
+    fn read(&mut self, samples: &mut Vec<f32>, max_frames: usize) -> anyhow::Result<usize> {
+        for frame in self.next_frame..self.next_frame + max_frames as u64 {
+            let value = self.clicks.sample(frame);
+            samples.extend(std::iter::repeat_n(
+                value,
+                usize::from(self.format.channels),
+            ));
+        }
+        self.next_frame += max_frames as u64;
+        Ok(max_frames)
+    }
+
+    fn is_endless(&self) -> bool {
+        true
+    }
+
+    fn describe(&self) -> String {
+        format!("clicks:{}", self.period.as_millis())
     }
 }
