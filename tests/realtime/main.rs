@@ -81,6 +81,48 @@ fn device_callbacks_and_the_steady_state_path_do_not_allocate() {
     );
 }
 
+/// Audio and video together: the stage histograms, the time-sized queues
+/// that drop their oldest, and the lip-sync stage holding video for the
+/// audio output's delay allocate nothing either.
+#[test]
+fn the_av_path_through_lip_sync_does_not_allocate() {
+    let format = AudioFormat {
+        sample_rate: 48_000,
+        channels: 2,
+    };
+    let (rig, feed, sink) = FakeRig::start(
+        FakeScript::steady(format),
+        FakeScript::steady(format),
+        256,
+        PlaybackBudget::new(4800),
+    )
+    .unwrap();
+    let stream = Streamer::builder()
+        .guest_path(guest("passthrough"))
+        .block_frames(256)
+        .audio_feed(Box::new(feed))
+        .audio_sink(Box::new(sink))
+        .video_input(sandstream::spec::VideoInputSpec::Pattern)
+        .frame_size(64, 36)
+        .build()
+        .unwrap();
+    let plan = stream.describe();
+    assert!(
+        plan.contains("audio and video perceived together"),
+        "{plan}"
+    );
+    let stream = stream.start().unwrap();
+    let (allocations, report) = hot_allocations(stream);
+    rig.stop();
+    assert!(report.sync_latency_us > 0, "the sync stage ran: {report}");
+    // 300 blocks of 256 frames: 1.6 s, 48 frames at 30 fps.
+    assert!(report.video.items_out >= 40, "{report}");
+    assert_eq!(
+        allocations, 0,
+        "hot sections allocated {allocations} times in 250 blocks; {report}"
+    );
+}
+
 /// A null sink for the live test, removed when dropped.
 struct NullSink(String);
 

@@ -1,6 +1,7 @@
-//! `cargo xtask live-bench [SECONDS]`: glitches per minute and capture →
-//! output latency of a live run through a real (private) PulseAudio, for
-//! 128, 256 and 512-frame device buffers at 48 kHz — the figures in
+//! `cargo xtask live-bench [SECONDS] [SIZES]`: glitches per minute and
+//! capture → output latency of a live run through a real (private)
+//! PulseAudio, for 128, 256 and 512-frame device buffers (or SIZES) at
+//! 48 kHz — the figures in
 //! docs/PERFORMANCE.md. Per size: a 1 kHz tone is played into a
 //! "microphone" null sink, sandstream runs `gain` from its monitor into a
 //! virtual-microphone null sink, and `parec` records that sink's monitor
@@ -13,7 +14,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-pub fn live_bench(target: &Path, binary: &Path, guest: &Path, seconds: u32) -> Result<(), String> {
+pub fn live_bench(
+    target: &Path,
+    binary: &Path,
+    guest: &Path,
+    (seconds, sizes): (u32, &[u32]),
+) -> Result<(), String> {
     let server = SoundServer::start(target)?;
     let env = server.environment();
     let pactl = |args: &[&str]| -> Result<String, String> {
@@ -57,7 +63,7 @@ pub fn live_bench(target: &Path, binary: &Path, guest: &Path, seconds: u32) -> R
         "| device buffer | glitches/min (recording) | xruns (report) | latency median | p99 |"
     );
     println!("|---|---|---|---|---|");
-    for frames in [128u32, 256, 512] {
+    for &frames in sizes {
         let sink = |name: &str| {
             pactl(&[
                 "load-module",
@@ -138,8 +144,12 @@ pub fn live_bench(target: &Path, binary: &Path, guest: &Path, seconds: u32) -> R
         let per_minute = glitches as f64 * 60.0 / f64::from(seconds);
         let xruns = number_after(&report, "capture overruns").unwrap_or(0.0)
             + number_after(&report, "playback underruns").unwrap_or(0.0);
-        let median = number_after(&report, "median").unwrap_or(f64::NAN);
-        let p99 = number_after(&report, "p99").unwrap_or(f64::NAN);
+        let played = report
+            .lines()
+            .find(|l| l.contains("capture to device output"))
+            .unwrap_or_default();
+        let median = number_after(played, "median").unwrap_or(f64::NAN);
+        let p99 = number_after(played, "p99").unwrap_or(f64::NAN);
         println!(
             "| {frames} ({:.1} ms) | {per_minute:.1} | {xruns} | {median:.1} ms | {p99:.1} ms |",
             f64::from(frames) / 48.0

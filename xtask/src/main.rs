@@ -13,8 +13,9 @@
 //!   tone into `demo-out/`; with a sound server, also live: a "microphone"
 //!   through `gain` into a virtual microphone, recorded as an app would.
 //! - `bench`: the criterion benchmarks.
-//! - `live-bench [SECONDS]`: glitches and latency of live runs through a
-//!   private PulseAudio at 128/256/512-frame buffers (default 60 s each).
+//! - `live-bench [SECONDS] [SIZES]`: glitches and latency of live runs
+//!   through a private PulseAudio at 128/256/512-frame buffers (or the
+//!   comma-separated SIZES; default 60 s each).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -111,7 +112,7 @@ fn main() -> ExitCode {
         "test" => test(),
         "lint" => setup(false).and_then(|()| lint()),
         "demo" => demo(),
-        "live-bench" => live_bench_task(args.get(1)),
+        "live-bench" => live_bench_task(args.get(1), args.get(2)),
         "with-services" => with_services(&args[1..]),
         "video-bench" => video_bench_task(args.get(1)),
         "bench" => setup(false).and_then(|()| guests()).and_then(|()| {
@@ -119,7 +120,7 @@ fn main() -> ExitCode {
         }),
         "help" | "--help" | "-h" => {
             println!(
-                "usage: cargo xtask <setup|guests|test|lint|demo|bench|live-bench [SECONDS]|video-bench [SECONDS]|\
+                "usage: cargo xtask <setup|guests|test|lint|demo|bench|live-bench [SECONDS] [SIZES]|video-bench [SECONDS]|\
                  with-services COMMAND...>"
             );
             Ok(())
@@ -383,12 +384,20 @@ fn video_bench_task(seconds: Option<&String>) -> Result {
     )
 }
 
-fn live_bench_task(seconds: Option<&String>) -> Result {
+fn live_bench_task(seconds: Option<&String>, sizes: Option<&String>) -> Result {
     let seconds = match seconds {
         Some(text) => text
             .parse()
             .map_err(|_| format!("live-bench takes whole seconds, got `{text}`"))?,
         None => 60,
+    };
+    let sizes = match sizes {
+        Some(text) => text
+            .split(',')
+            .map(|size| size.trim().parse::<u32>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|_| format!("live-bench sizes are frames, as in 128,256; got `{text}`"))?,
+        None => vec![128, 256, 512],
     };
     setup(true)?;
     guests()?;
@@ -397,7 +406,7 @@ fn live_bench_task(seconds: Option<&String>) -> Result {
         &target_dir(),
         &target_dir().join("release").join("sandstream"),
         &target_dir().join("guests").join("gain.wasm"),
-        seconds,
+        (seconds, &sizes),
     )
 }
 

@@ -299,16 +299,18 @@ pub fn sync(
         while let Some(item) = lip_sync.pop(clock::now_ns()) {
             release(item, &audio, &video, run);
         }
-        counters
-            .sync_latency_us
-            .store(lip_sync.common_latency_ns() / 1_000, Relaxed);
+        publish(&lip_sync, counters);
     }
     while let Some(item) = lip_sync.drain() {
         release(item, &audio, &video, run);
     }
-    counters
-        .sync_forced_releases
-        .store(lip_sync.unsynced(), Relaxed);
+    publish(&lip_sync, counters);
+}
+
+fn publish(lip_sync: &LipSync, counters: &crate::metrics::Counters) {
+    let latency_us = lip_sync.common_latency_ns() / 1_000;
+    counters.sync_latency_us.store(latency_us, Relaxed);
+    (counters.sync_forced_releases).store(lip_sync.unsynced(), Relaxed);
     counters.sync_trimmed.store(lip_sync.trimmed(), Relaxed);
 }
 
