@@ -111,6 +111,11 @@ fn a_two_second_output_stall_recovers_to_the_budget_within_a_second() {
         "recovered at {:.2} s: {after:?}",
         recovered.at_s
     );
+    eprintln!(
+        "first click within the budget {:.0} ms after the stall ended ({:.1} ms late)",
+        (recovered.at_s - 3.0) * 1e3,
+        recovered.latency_s * 1e3
+    );
     let late: Vec<_> = after
         .iter()
         .filter(|c| c.at_s >= 4.0 && c.latency_s > budget_s)

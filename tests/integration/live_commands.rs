@@ -57,6 +57,23 @@ fn stdin_commands_reconfigure_report_and_stop() {
     wait_for("unknown command `frobnicate`");
     writeln!(stdin, "stats").unwrap();
     wait_for("swaps: 1 done, 0 refused");
+    // The histograms so far, one row per stage the blocks reached.
+    wait_for("audio latency histograms, ms:");
+    {
+        let log = log.lock().unwrap();
+        let table = &log[log.find("audio latency histograms").unwrap()..];
+        let header = table.lines().nth(1).unwrap();
+        assert!(
+            header.contains("p50") && header.contains("p99.9"),
+            "{table}"
+        );
+        for row in ["read", "guest_start", "guest_end", "output", "guest call"] {
+            assert!(
+                table.lines().any(|l| l.trim_start().starts_with(row)),
+                "no {row} row: {table}"
+            );
+        }
+    }
     writeln!(stdin, "stop").unwrap();
     let status = child.wait().unwrap();
     reader.join().unwrap();

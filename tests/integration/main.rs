@@ -18,5 +18,6 @@ mod latency;
 mod live_commands;
 mod malformed;
 mod mapped;
+mod observability;
 mod sandbox;
 mod video;

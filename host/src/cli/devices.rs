@@ -19,9 +19,11 @@ pub struct DeviceArgs {
     /// Frames per device callback, independent of --block [default: 512].
     #[arg(long, value_name = "FRAMES")]
     pub device_buffer: Option<u32>,
-    /// Most audio the output device's queue may hold; above it the oldest
-    /// is dropped with a short fade (counted) [default: 6 device buffers,
-    /// at least 50].
+    /// The latency budget: the longest from capture to played. Queues hold
+    /// this much at most; late work is dropped, oldest first, counted
+    /// [default for audio: a block and two device buffers plus 6 buffers
+    /// of playback ring, at least 50 ms of it; for video: 3 frames, at
+    /// least 100].
     #[arg(long, value_name = "MS")]
     pub latency: Option<f64>,
 }

@@ -51,7 +51,7 @@ pub fn capture_ring(
             stamp: None,
             shared,
             name,
-            watchdog: Watchdog::new(None),
+            watchdog: None,
         },
     )
 }
@@ -114,13 +114,14 @@ pub struct CaptureFeed {
     stamp: Option<Stamp>,
     shared: Arc<DeviceStatus>,
     name: String,
-    watchdog: Watchdog,
+    /// Watches for the device's removal while the feed lives.
+    watchdog: Option<Watchdog>,
 }
 
 impl CaptureFeed {
     /// Checks the device is still there when its callbacks stop.
     pub fn watched_by(mut self, check: PresenceCheck) -> Self {
-        self.watchdog = Watchdog::new(Some(check));
+        self.watchdog = Some(Watchdog::spawn(check, self.shared.clone()));
         self
     }
 
@@ -184,7 +185,6 @@ impl Feed<AudioBlock> for CaptureFeed {
             if let Some(block) = self.take_block(pool) {
                 return Ok(Some(block));
             }
-            self.watchdog.check(&self.shared);
             if let Some(error) = self.shared.disconnected(&self.name) {
                 return Err(error.into());
             }

@@ -486,17 +486,29 @@ pub fn open_input(
 
 /// Whether the device `id` is still listed: some hosts (cpal's PulseAudio)
 /// never report a removed device, its callbacks just stop.
+/// Lists the host's devices to see whether `id` is among them, through one
+/// connection kept for the run: a connection per check would make the
+/// sound server count (and, at its limit, refuse) a client every time.
 fn presence_check(host: &cpal::Host, direction: Direction, id: &str) -> PresenceCheck {
     let (host_id, id) = (host.id(), id.to_string());
+    let mut connection: Option<cpal::Host> = None;
     Box::new(move || {
-        let Ok(host) = cpal::host_from_id(host_id) else {
-            return false;
-        };
-        devices(&host, direction).is_ok_and(|found| {
-            found
-                .iter()
-                .any(|d| d.id().is_ok_and(|found| found.id() == id))
-        })
+        if connection.is_none() {
+            connection = cpal::host_from_id(host_id).ok();
+        }
+        let listed = devices(connection.as_ref()?, direction);
+        match listed {
+            Ok(found) => Some(
+                found
+                    .iter()
+                    .any(|d| d.id().is_ok_and(|found| found.id() == id)),
+            ),
+            Err(_) => {
+                // Reconnect next time.
+                connection = None;
+                None
+            }
+        }
     })
 }
 

@@ -82,7 +82,7 @@ pub fn playback_ring(
             drift,
             status: status.clone(),
             name,
-            watchdog: Watchdog::new(None),
+            watchdog: None,
         },
         PlaybackSide {
             ring: consumer,
@@ -108,13 +108,14 @@ pub struct PlaybackSink {
     drift: DriftCorrector,
     status: Arc<DeviceStatus>,
     name: String,
-    watchdog: Watchdog,
+    /// Watches for the device's removal while the sink lives.
+    watchdog: Option<Watchdog>,
 }
 
 impl PlaybackSink {
     /// Checks the device is still there when its callbacks stop.
     pub fn watched_by(mut self, check: PresenceCheck) -> Self {
-        self.watchdog = Watchdog::new(Some(check));
+        self.watchdog = Some(Watchdog::spawn(check, self.status.clone()));
         self
     }
 
@@ -147,7 +148,6 @@ impl PlaybackSink {
     /// last block ended instead of jumping there (a click).
     fn push_after(&mut self, samples: &[f32], after_gap: bool) -> anyhow::Result<()> {
         let _hot = rt::hot();
-        self.watchdog.check(&self.status);
         if let Some(error) = self.status.disconnected(&self.name) {
             return Err(error.into());
         }

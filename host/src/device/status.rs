@@ -58,9 +58,11 @@ impl DeviceStatus {
     }
 }
 
-/// Asks the device system whether a device is still there (true) — for
-/// backends that never report a removed device, only stop calling back.
-pub type PresenceCheck = Box<dyn FnMut() -> bool + Send>;
+/// Asks the device system whether a device is still there: `Some(true)`
+/// listed, `Some(false)` not listed, `None` the system did not answer —
+/// for backends that never report a removed device, only stop calling
+/// back.
+pub type PresenceCheck = Box<dyn FnMut() -> Option<bool> + Send>;
 
 /// How long a device may stay silent before its presence is checked.
 pub const SILENCE_BEFORE_CHECK_NS: u64 = 1_000_000_000;
@@ -70,53 +72,82 @@ pub const SILENCE_BEFORE_CHECK_NS: u64 = 1_000_000_000;
 /// module-rescue-streams), so callbacks alone do not prove the device.
 pub const CHECK_EVERY_NS: u64 = 2_000_000_000;
 
-/// Watches a device's callbacks and checks its presence when they stop,
-/// and every couple of seconds.
+/// How often the watchdog looks at the callbacks.
+const TICK: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Watches a device's callbacks on a thread of its own, and asks the
+/// device system whether the device is still there when they stop, and
+/// every couple of seconds. Asking takes milliseconds (a listing through
+/// the sound server), so it never runs on a pipeline thread. It marks the
+/// device disconnected once it is gone; it stops when dropped.
 pub struct Watchdog {
-    check: Option<PresenceCheck>,
+    stop: std::sync::Arc<AtomicBool>,
+}
+
+/// The watchdog thread's view of the device.
+struct Watch {
+    check: PresenceCheck,
     seen_callbacks: u64,
     last_callback_ns: u64,
     last_check_ns: u64,
 }
 
 impl Watchdog {
-    pub fn new(check: Option<PresenceCheck>) -> Self {
+    /// Starts watching `status` with `check`.
+    pub fn spawn(check: PresenceCheck, status: std::sync::Arc<DeviceStatus>) -> Self {
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
         let now = crate::clock::now_ns();
-        Self {
+        let mut watch = Watch {
             check,
             seen_callbacks: 0,
             last_callback_ns: now,
             last_check_ns: now,
-        }
-    }
-
-    /// Called from the pipeline side now and then (never a device
-    /// callback); marks the device disconnected once it is gone.
-    pub fn check(&mut self, status: &DeviceStatus) {
-        let Some(check) = &mut self.check else {
-            return;
         };
-        let now = crate::clock::now_ns();
+        let spawned = std::thread::Builder::new()
+            .name("sandstream-watchdog".into())
+            .spawn(move || {
+                while !flag.load(Relaxed) && status.disconnected("").is_none() {
+                    std::thread::sleep(TICK);
+                    watch.look(&status, crate::clock::now_ns());
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::warn!("cannot watch the device for removal: {error}");
+        }
+        Self { stop }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+    }
+}
+
+impl Watch {
+    fn look(&mut self, status: &DeviceStatus, now: u64) {
         let callbacks = status.callbacks.load(Relaxed);
         if callbacks != self.seen_callbacks {
             self.seen_callbacks = callbacks;
             self.last_callback_ns = now;
         }
         let silent = now.saturating_sub(self.last_callback_ns) >= SILENCE_BEFORE_CHECK_NS;
-        let due = now.saturating_sub(self.last_check_ns)
-            >= if silent {
-                SILENCE_BEFORE_CHECK_NS
-            } else {
-                CHECK_EVERY_NS
-            };
-        if !due {
+        let every = if silent {
+            SILENCE_BEFORE_CHECK_NS
+        } else {
+            CHECK_EVERY_NS
+        };
+        if now.saturating_sub(self.last_check_ns) < every {
             return;
         }
         self.last_check_ns = now;
-        // Asking the sound system allocates: it is not a hot-path step
-        // but a rare one, on the pipeline's side.
-        if !crate::rt::outside_hot(check) {
-            status.disconnect("it is no longer listed by the sound system".to_string());
+        match (self.check)() {
+            Some(false) => status.disconnect("it is no longer listed by the sound system".into()),
+            // No answer while the device is silent: the sound system
+            // itself has gone. While callbacks come, the device is there.
+            None if silent => status.disconnect("the sound system no longer answers".into()),
+            _ => {}
         }
     }
 }

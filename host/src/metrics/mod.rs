@@ -229,9 +229,10 @@ impl StreamReport {
         if latency.read.count > 0 {
             writeln!(
                 f,
-                "{} latency from capture, ms median/p99/max: {}; guest call {}",
+                "{} latency from capture, ms median/p99/max: {}; end to end {}; guest call {}",
                 kind.name(),
                 latency.stages_line(),
+                latency.end_to_end(),
                 latency.guest_call
             )?;
         }
