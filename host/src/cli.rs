@@ -405,14 +405,9 @@ fn run(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
     let (watch, commands, guest) = (args.watch, args.commands, args.guest.clone());
     use std::io::IsTerminal as _;
     let status_line = !args.no_status && !quiet && std::io::stderr().is_terminal();
-    let json: Option<Box<dyn std::io::Write + Send>> = match &args.stats_json {
-        None => None,
-        Some(path) if path.as_os_str() == "-" => Some(Box::new(std::io::stdout())),
-        Some(path) => Some(Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create --stats-json {}", path.display()))?,
-        ))),
-    };
+    let json = (args.stats_json.as_deref())
+        .map(|path| monitor::json_output(path, false))
+        .transpose()?;
     let builder = builder_from_args(args)?;
     let streamer = builder.build()?;
     tracing::info!("{}", streamer.describe().replace('\n', "\n  "));

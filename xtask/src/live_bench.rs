@@ -60,9 +60,9 @@ pub fn live_bench(
         return Err("sox failed".into());
     }
     println!(
-        "| device buffer | glitches/min (recording) | xruns (report) | latency median | p99 |"
+        "| device buffer | glitches/min (recording) | xruns (report) | latency drops (report) | latency median | p99 |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     for &frames in sizes {
         let sink = |name: &str| {
             pactl(&[
@@ -150,10 +150,14 @@ pub fn live_bench(
             .unwrap_or_default();
         let median = number_after(played, "median").unwrap_or(f64::NAN);
         let p99 = number_after(played, "p99").unwrap_or(f64::NAN);
+        let drops = number_after(&report, "underruns,").unwrap_or(f64::NAN);
         println!(
-            "| {frames} ({:.1} ms) | {per_minute:.1} | {xruns} | {median:.1} ms | {p99:.1} ms |",
+            "| {frames} ({:.1} ms) | {per_minute:.1} | {xruns} | {drops} | {median:.1} ms | {p99:.1} ms |",
             f64::from(frames) / 48.0
         );
+        if std::env::var_os("LIVE_BENCH_REPORT").is_some() {
+            eprintln!("{report}");
+        }
     }
     drop(server);
     Ok(())

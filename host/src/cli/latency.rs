@@ -8,7 +8,7 @@
 //! it. Without `--output`, a null sink is made for the measurement (on
 //! PulseAudio, or PipeWire's pulse server) and removed after.
 
-use super::monitor::{Monitor, MonitorOptions};
+use super::monitor::{Monitor, MonitorOptions, json_output};
 use super::virtual_mic::pactl;
 use anyhow::{Context as _, bail};
 use clap::Args;
@@ -207,19 +207,9 @@ fn measure(
     let zero_ns = running
         .media_zero_ns()
         .context("a paced run has a media time zero")?;
-    let json = match &args.stats_json {
-        None => None,
-        Some(path) if path.as_os_str() == "-" => {
-            Some(Box::new(std::io::stdout()) as Box<dyn std::io::Write + Send>)
-        }
-        Some(path) => Some(Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("cannot open --stats-json {}", path.display()))?,
-        ) as Box<dyn std::io::Write + Send>),
-    };
+    let json = (args.stats_json.as_deref())
+        .map(|path| json_output(path, true))
+        .transpose()?;
     let monitor = json
         .map(|json| {
             let options = MonitorOptions {

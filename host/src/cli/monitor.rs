@@ -3,12 +3,14 @@
 //! per second. Both show the last second's numbers, from the run's own
 //! counters and histograms; docs/STATS.md documents every field.
 
+use anyhow::Context as _;
 use sandstream::media::StreamKind;
 use sandstream::metrics::{LatencySnapshot, Report, StreamReport, Summary};
 use sandstream::pipeline::StatsHandle;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::thread::JoinHandle;
@@ -27,6 +29,22 @@ pub struct MonitorOptions {
     pub json: Option<Box<dyn Write + Send>>,
     pub audio: bool,
     pub video: bool,
+}
+
+/// Where `--stats-json PATH` writes: standard output for `-`, else the
+/// file, created or (`append`) added to.
+pub fn json_output(path: &Path, append: bool) -> anyhow::Result<Box<dyn Write + Send>> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(std::io::stdout()));
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(path)
+        .with_context(|| format!("cannot write --stats-json {}", path.display()))?;
+    Ok(Box::new(std::io::LineWriter::new(file)))
 }
 
 /// The monitor's thread; stop it before printing the final report.

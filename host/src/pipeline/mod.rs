@@ -4,6 +4,7 @@
 
 pub mod budget;
 mod control;
+mod pace;
 mod process;
 mod queue;
 mod read;
@@ -29,7 +30,7 @@ use crate::sink::{AudioSink, NullSink, VideoSink};
 use crate::source::{AudioSource, Source, VideoSource};
 use crate::spec::{AudioInputSpec, AudioOutputSpec, VideoInputSpec, VideoOutputSpec};
 use anyhow::{Context as _, anyhow, bail};
-use process::{GuestCall, Lane, Outlet, Pace, ProcessLanes};
+use process::{GuestCall, Lane, Outlet, ProcessLanes};
 use queue::Handoff;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -967,6 +968,7 @@ impl Streamer {
             lifecycle: self.guest,
             limiter: self.sandbox.limiter,
             timed: real_time,
+            pace: pace::Pace::default(),
         };
         let lanes = ProcessLanes {
             audio: audio_lane,
@@ -1083,7 +1085,6 @@ fn launch<I: GuestCall>(
                 pool: pool.clone(),
                 format: plan.format,
                 budget_ns: real_time.then_some(plan.budget.as_nanos() as u64),
-                pace: Pace::default(),
             },
         });
         next = rx;

@@ -3,16 +3,15 @@
 
 use super::GuestLifecycle;
 use super::control::{RunControl, StopOnPanic};
+use super::pace::Pace;
 use super::queue::{Closed, Handoff};
 use super::safety::make_safe;
 use crate::clock;
 use crate::lifecycle::{AudioCall, Delivery, VideoCall};
-use crate::media::StreamKind;
 use crate::media::{AudioBlock, BufferPool, Item, VideoFrame};
 use crate::metrics::{Counters, Stage, StreamCounters};
 use crate::rt;
 use crossbeam_channel::{Receiver, Select};
-use std::cell::Cell;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Where one stream's processed items go.
@@ -24,74 +23,23 @@ pub struct Outlet<I: Item> {
     /// Real time: items that can no longer be played within this much of
     /// their capture are skipped before the guest.
     pub budget_ns: Option<u64>,
-    pub pace: Pace,
 }
 
 impl<I: Item> Outlet<I> {
     /// Would an item captured at `captured_ns`, starting now, be played
     /// after the budget? After the guest's usual time, its output adds its
     /// own steady delay.
-    fn too_late(&self, captured_ns: u64, now_ns: u64, counters: &StreamCounters) -> bool {
+    fn too_late(
+        &self,
+        captured_ns: u64,
+        now_ns: u64,
+        guest_ns: u64,
+        counters: &StreamCounters,
+    ) -> bool {
         self.budget_ns.is_some_and(|budget| {
-            let downstream =
-                self.pace.typical_call_ns.get() + counters.output_delay_ns.load(Relaxed);
+            let downstream = guest_ns + counters.output_delay_ns.load(Relaxed);
             now_ns.saturating_sub(captured_ns) + downstream > budget
         })
-    }
-}
-
-/// Watches whether the guest keeps up with its stream, to say so once.
-#[derive(Debug, Default)]
-pub struct Pace {
-    /// A running average of the guest's time per call.
-    typical_call_ns: Cell<u64>,
-    calls: Cell<u32>,
-    busy_ns: Cell<u64>,
-    media_ns: Cell<u64>,
-    warned: Cell<bool>,
-}
-
-/// Calls over which the guest's speed is judged.
-const PACE_WINDOW: u32 = 32;
-
-impl Pace {
-    fn observe<I: Item>(&self, call_ns: u64, media_ns: u64, budget_ns: Option<u64>) {
-        let typical = match self.typical_call_ns.get() {
-            0 => call_ns,
-            typical => (typical * 7 + call_ns) / 8,
-        };
-        self.typical_call_ns.set(typical);
-        self.calls.set(self.calls.get() + 1);
-        self.busy_ns.set(self.busy_ns.get() + call_ns);
-        self.media_ns.set(self.media_ns.get() + media_ns);
-        if self.calls.get() < PACE_WINDOW {
-            return;
-        }
-        let (busy, media) = (self.busy_ns.get(), self.media_ns.get());
-        let calls = u64::from(self.calls.get());
-        self.calls.set(0);
-        self.busy_ns.set(0);
-        self.media_ns.set(0);
-        if busy <= media || self.warned.replace(true) {
-            return;
-        }
-        let item = match I::KIND {
-            StreamKind::Audio => "audio block",
-            StreamKind::Video => "video frame",
-        };
-        let ms = |ns: u64| ns as f64 / 1e6;
-        rt::outside_hot(|| {
-            tracing::warn!(
-                "the guest is too slow for the {} stream: {:.1} ms per {item} that lasts {:.1} ms \
-                 ({:.1}x real time); {item}s are skipped to stay within the {:.0} ms latency \
-                 budget (counted as late and overruns in the report)",
-                I::KIND.name(),
-                ms(busy / calls),
-                ms(media / calls),
-                busy as f64 / media.max(1) as f64,
-                ms(budget_ns.unwrap_or(0)),
-            );
-        });
     }
 }
 
@@ -123,8 +71,10 @@ pub struct Guest {
     pub lifecycle: GuestLifecycle,
     /// Clamp audio to full scale (NaN/Inf are always silenced).
     pub limiter: bool,
-    /// Real time: record when items reach and leave the guest.
+    /// Real time: record when items reach and leave the guest, and watch
+    /// its pace.
     pub timed: bool,
+    pub pace: Pace,
 }
 
 /// How a kind of item enters the guest.
@@ -200,7 +150,8 @@ fn process_one<I: GuestCall>(
     let counters = run.counters.stream(I::KIND);
     let captured_ns = item.timestamp_ns();
     let start_ns = clock::now_ns();
-    if outlet.too_late(captured_ns, start_ns, counters) {
+    let usual_ns = guest.pace.typical_call_ns(I::KIND);
+    if outlet.too_late(captured_ns, start_ns, usual_ns, counters) {
         counters.late_drops.fetch_add(1, Relaxed);
         outlet.pool.give(item.into_buffer());
         return Ok(());
@@ -213,7 +164,8 @@ fn process_one<I: GuestCall>(
         latency.record_at(Stage::GuestEnd, captured_ns, end_ns);
         latency.guest_call.record_ns(end_ns - start_ns);
         let media_ns = item.end_ns(&outlet.format) - captured_ns;
-        (outlet.pace).observe::<I>(end_ns - start_ns, media_ns, outlet.budget_ns);
+        let budget_ns = outlet.budget_ns.unwrap_or(0);
+        (guest.pace).observe(I::KIND, end_ns - start_ns, media_ns, budget_ns);
     }
     match delivery {
         Delivery::Send => match outlet.output.hand(item) {
