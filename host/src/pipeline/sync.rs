@@ -9,8 +9,10 @@
 //! camera: nothing), so an item captured at `t` leaves at
 //! `t + common − its output's delay`, where `common` is the slower
 //! stream's capture → perceived time. The earlier stream is delayed; no
-//! capture ever waits. `common` follows each stream's recent worst path
-//! (at once upwards, slowly downwards), never beyond the latency budget.
+//! capture ever waits. `common` follows each stream's recent worst time
+//! to get here (up by at most 1 ms per item, so one late frame is shown
+//! late instead of holding the other stream back; down by 10 ms per
+//! second), never beyond the latency budget.
 //!
 //! Start: nothing leaves until both streams have sent something, and what
 //! one captured before the other's first item is dropped (counted), so
@@ -26,10 +28,17 @@ use crossbeam_channel::{Receiver, Select};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 
-/// How fast `common` comes down when the paths get faster: 10 ms per
-/// second, so a single late item does not keep it high, and a change is
-/// not a jump.
+/// How fast a stream's path estimate comes down when items arrive sooner:
+/// 10 ms per second, so a change is not a jump.
 const DECAY_PER_NS: f64 = 0.01;
+/// How far one item arriving later than the estimate raises it: a single
+/// late frame is shown late (counted) rather than holding the other
+/// stream back, while a lasting change is followed within a second or so.
+const RISE_PER_ITEM_NS: f64 = 1_000_000.0;
+/// For its first second a stream's estimate rises at once: before the
+/// output has settled, holding one stream a little more each item would
+/// drain the audio output's ring below its target.
+const SETTLE_NS: u64 = 1_000_000_000;
 /// Items a lane holds before its oldest goes out regardless (allocated
 /// once; the budget keeps holds far shorter).
 const LANE_CAPACITY: usize = 256;
@@ -47,9 +56,10 @@ struct Lane<T> {
     open: bool,
     /// The output's steady delay after the hand-over.
     output_delay_ns: u64,
-    /// Capture → perceived if released on arrival: the recent worst.
-    path_ns: Option<f64>,
+    /// Capture → arrival here: the recent worst, without single outliers.
+    arrival_ns: Option<f64>,
     updated_ns: u64,
+    first_ns: Option<u64>,
 }
 
 impl<T: Item> Lane<T> {
@@ -58,20 +68,33 @@ impl<T: Item> Lane<T> {
             queue: VecDeque::with_capacity(LANE_CAPACITY),
             open: true,
             output_delay_ns: 0,
-            path_ns: None,
+            arrival_ns: None,
             updated_ns: 0,
+            first_ns: None,
         }
     }
 
     fn arrive(&mut self, item: T, now_ns: u64, output_delay_ns: u64) {
         self.output_delay_ns = output_delay_ns;
-        let path = (now_ns.saturating_sub(item.timestamp_ns()) + output_delay_ns) as f64;
-        let decayed = self.path_ns.map_or(path, |old| {
-            old - now_ns.saturating_sub(self.updated_ns) as f64 * DECAY_PER_NS
-        });
-        self.path_ns = Some(decayed.max(path));
+        let arrival = now_ns.saturating_sub(item.timestamp_ns()) as f64;
+        let settling = now_ns - *self.first_ns.get_or_insert(now_ns) < SETTLE_NS;
+        let estimate = match self.arrival_ns {
+            None => arrival,
+            Some(old) if arrival > old && settling => arrival,
+            Some(old) if arrival > old => old + (arrival - old).min(RISE_PER_ITEM_NS),
+            Some(old) => {
+                let decayed = old - now_ns.saturating_sub(self.updated_ns) as f64 * DECAY_PER_NS;
+                decayed.max(arrival)
+            }
+        };
+        self.arrival_ns = Some(estimate);
         self.updated_ns = now_ns;
         self.queue.push_back(item);
+    }
+
+    /// Capture → perceived, if released on arrival.
+    fn path_ns(&self) -> Option<f64> {
+        self.arrival_ns.map(|a| a + self.output_delay_ns as f64)
     }
 
     fn front_ts(&self) -> Option<u64> {
@@ -80,7 +103,7 @@ impl<T: Item> Lane<T> {
 
     /// Has sent something, or never will.
     fn ready(&self) -> bool {
-        !self.queue.is_empty() || self.path_ns.is_some() || !self.open
+        !self.queue.is_empty() || self.arrival_ns.is_some() || !self.open
     }
 }
 
@@ -138,7 +161,7 @@ impl LipSync {
 
     /// Capture → perceived, for both streams.
     pub fn common_latency_ns(&self) -> u64 {
-        let slowest = [self.audio.path_ns, self.video.path_ns]
+        let slowest = [self.audio.path_ns(), self.video.path_ns()]
             .into_iter()
             .flatten()
             .fold(0.0, f64::max);
@@ -429,17 +452,42 @@ mod tests {
     }
 
     #[test]
-    fn the_common_latency_comes_down_slowly_after_a_late_item() {
+    fn one_late_item_moves_the_common_latency_by_a_millisecond_and_is_counted() {
         let mut sync = LipSync::new(10 * MS, 500 * MS, 1_000 * MS);
-        sync.push_video(video(0), 100 * MS, 0); // one late frame
         sync.push_audio(audio(0), 10 * MS, 20 * MS);
-        assert_eq!(sync.common_latency_ns(), 100 * MS);
-        let _ = pop_all(&mut sync, 1_000);
-        // A second later, at 10 ms per second, it has come down to 90 ms.
-        sync.push_video(video(1_000), 1_010 * MS, 0);
-        sync.push_audio(audio(1_000), 1_010 * MS, 20 * MS);
+        sync.push_video(video(0), 5 * MS, 0);
+        assert_eq!(sync.common_latency_ns(), 30 * MS);
+        assert_eq!(pop_all(&mut sync, 15), vec![('a', 0)]);
+        assert_eq!(pop_all(&mut sync, 30), vec![('v', 0)]);
+        // After the first second, a frame 100 ms late is shown late, not
+        // a reason to hold audio.
+        sync.push_video(video(1_200), 1_300 * MS, 0);
+        assert_eq!(
+            sync.common_latency_ns(),
+            30 * MS,
+            "video path 6 ms < audio's"
+        );
+        assert_eq!(pop_all(&mut sync, 1_300), vec![('v', 1_200)]);
+        assert_eq!(sync.unsynced(), 1);
+    }
+
+    #[test]
+    fn a_lasting_change_is_followed_up_quickly_and_down_slowly() {
+        let mut sync = LipSync::new(10 * MS, 500 * MS, 1_000 * MS);
+        for i in 0..40 {
+            sync.push_video(video(i * 33), (i * 33 + 20) * MS, 0);
+        }
+        assert_eq!(sync.common_latency_ns(), 20 * MS);
+        // Video now takes 60 ms to arrive, for good: 1 ms more per frame.
+        for i in 40..80 {
+            sync.push_video(video(i * 33), (i * 33 + 60) * MS, 0);
+        }
+        assert_eq!(sync.common_latency_ns(), 60 * MS);
+        // Then 20 ms again: it comes down by 10 ms a second.
+        sync.push_video(video(3_000), 3_020 * MS, 0);
+        sync.push_video(video(4_000), 4_020 * MS, 0);
         let common = sync.common_latency_ns();
-        assert!((89 * MS..=91 * MS).contains(&common), "{common}");
+        assert!((45 * MS..=49 * MS).contains(&common), "{common}");
     }
 
     #[test]
