@@ -211,8 +211,14 @@ impl AudioInputSpec {
     pub fn open(&self, format: AudioFormat) -> anyhow::Result<Box<AudioSource>> {
         Ok(match self {
             Self::File(path) => Box::new(source::WavSource::open(path)?),
-            Self::Tone(hz) => Box::new(source::ToneSource::new(format, *hz)),
-            Self::Clicks(period) => Box::new(source::ClickSource::new(format, *period)),
+            Self::Tone(hz) => Box::new(source::SignalSource::new(
+                format,
+                source::Tone::new(format, *hz),
+            )),
+            Self::Clicks(period) => Box::new(source::SignalSource::new(
+                format,
+                source::ClickTrain::new(format, *period),
+            )),
             Self::Silence => Box::new(source::SilenceSource::new(format)),
             Self::Device(name) => bail!("device:{name} is opened by the pipeline"),
         })

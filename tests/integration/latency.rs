@@ -9,9 +9,9 @@ use sandstream::clicks::Clicks;
 use sandstream::clock;
 use sandstream::device::fake::{FakeRig, FakeScript};
 use sandstream::media::{AudioFormat, BufferPool, Fps, VideoFormat, VideoFrame};
-use sandstream::pipeline::{DeviceSettings, Feed, RunControl, StatsHandle};
+use sandstream::pipeline::{DeviceSettings, Feed, Report, RunControl};
 use sandstream::sink::Sink;
-use sandstream::{CacheSetting, Streamer};
+use sandstream::{CacheSetting, Streamer, StreamerBuilder};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,12 +21,22 @@ const FORMAT: AudioFormat = AudioFormat {
 };
 const RATE: f64 = 48_000.0;
 
-/// Waits (bounded) until the run has written `frames` audio frames.
-fn wait_for_frames(stats: &StatsHandle, frames: u64) {
+/// Builds and starts the run, lets it write 5 s of audio (waiting at most
+/// a minute), stops it; its report.
+fn run_five_seconds(builder: StreamerBuilder) -> Report {
+    let stream = builder
+        .cache(CacheSetting::Dir(cache_dir()))
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
+    let stats = stream.stats_handle();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while stats.report().audio.units_out < frames && Instant::now() < deadline {
+    while stats.report().audio.units_out < 5 * 48_000 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
+    stream.stop();
+    stream.wait().unwrap()
 }
 
 /// A played click: where it starts in the recording and its latency.
@@ -77,20 +87,14 @@ fn a_two_second_output_stall_recovers_to_the_budget_within_a_second() {
     speaker.dropouts = vec![(Duration::from_secs(1), Duration::from_secs(2))];
     let (rig, feed, sink) =
         FakeRig::start(mic, speaker, 512, settings.playback_budget(FORMAT, 512)).unwrap();
-    let stream = Streamer::builder()
-        .guest_path(guest("passthrough"))
-        .block_frames(512)
-        .audio_feed(Box::new(feed))
-        .audio_sink(Box::new(sink))
-        .devices(settings)
-        .cache(CacheSetting::Dir(cache_dir()))
-        .build()
-        .unwrap()
-        .start()
-        .unwrap();
-    wait_for_frames(&stream.stats_handle(), 5 * 48_000);
-    stream.stop();
-    let report = stream.wait().unwrap();
+    let report = run_five_seconds(
+        Streamer::builder()
+            .guest_path(guest("passthrough"))
+            .block_frames(512)
+            .audio_feed(Box::new(feed))
+            .audio_sink(Box::new(sink))
+            .devices(settings),
+    );
     let played = played_clicks(&left(&rig.stop()), period);
 
     let budget_s = budget_ms as f64 / 1e3;
@@ -225,25 +229,19 @@ fn audio_and_video_are_perceived_within_max_unsynced_with_jittery_inputs() {
         rng: 0x1234_5678,
     };
     let shown = Arc::new(Mutex::new(Vec::new()));
-    let stream = Streamer::builder()
-        .guest_path(guest("passthrough"))
-        .block_frames(512)
-        .audio_feed(Box::new(feed))
-        .audio_sink(Box::new(sink))
-        .video_feed(Box::new(camera))
-        .video_sink(Box::new(Screen {
-            shown: shown.clone(),
-        }))
-        .max_unsynced(max_unsynced)
-        .devices(settings)
-        .cache(CacheSetting::Dir(cache_dir()))
-        .build()
-        .unwrap()
-        .start()
-        .unwrap();
-    wait_for_frames(&stream.stats_handle(), 5 * 48_000);
-    stream.stop();
-    let report = stream.wait().unwrap();
+    let report = run_five_seconds(
+        Streamer::builder()
+            .guest_path(guest("passthrough"))
+            .block_frames(512)
+            .audio_feed(Box::new(feed))
+            .audio_sink(Box::new(sink))
+            .video_feed(Box::new(camera))
+            .video_sink(Box::new(Screen {
+                shown: shown.clone(),
+            }))
+            .max_unsynced(max_unsynced)
+            .devices(settings),
+    );
     let start_ns = rig.start_ns;
     let played = played_clicks(&left(&rig.stop()), period);
     let shown = shown.lock().unwrap().clone();

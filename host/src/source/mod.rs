@@ -7,7 +7,7 @@ mod wav;
 mod y4m;
 
 pub use pattern::PatternSource;
-pub use synth::{ClickSource, SilenceSource, ToneSource};
+pub use synth::{ClickTrain, Signal, SignalSource, SilenceSource, Tone};
 pub use wav::WavSource;
 pub use y4m::Y4mSource;
 
