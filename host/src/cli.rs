@@ -375,30 +375,12 @@ fn init_logging(quiet: bool, verbose: bool) {
     use std::io::IsTerminal as _;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| StderrUnderStatus)
+        .with_writer(|| monitor::StderrUnderStatus)
         // Colour codes only where a terminal reads them, never in a file.
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .without_time()
         .try_init();
-}
-
-/// Standard error for log lines: clears the status line first, if one is
-/// shown, so a message never lands in the middle of it.
-struct StderrUnderStatus;
-
-impl std::io::Write for StderrUnderStatus {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut err = std::io::stderr().lock();
-        if monitor::STATUS_LINE_SHOWN.swap(false, std::sync::atomic::Ordering::Relaxed) {
-            err.write_all(b"\r\x1b[2K")?;
-        }
-        err.write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
-    }
 }
 
 fn run(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
@@ -473,7 +455,10 @@ fn spawn_command_reader(running: &sandstream::RunningStream) -> anyhow::Result<(
                 let Ok(line) = line else { break };
                 match parse_command(&line) {
                     Ok(Some(LiveCommand::Control(command))) => control.send(command),
-                    Ok(Some(LiveCommand::Stats)) => eprint!("{}", stats_text(&stats)),
+                    Ok(Some(LiveCommand::Stats)) => {
+                        use std::io::Write as _;
+                        let _ = write!(monitor::StderrUnderStatus, "{}", stats_text(&stats));
+                    }
                     Ok(Some(LiveCommand::Stop)) => stop.stop(),
                     Ok(None) => {}
                     Err(message) => eprintln!("{message}"),

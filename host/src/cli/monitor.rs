@@ -20,8 +20,27 @@ const TICK: Duration = Duration::from_millis(250);
 /// Ticks per JSON line and per window: one second.
 const TICKS_PER_SECOND: usize = 4;
 
-/// Set while a status line is on screen: log lines clear it first.
-pub static STATUS_LINE_SHOWN: AtomicBool = AtomicBool::new(false);
+/// Set while a status line is on screen: other text clears it first.
+static STATUS_LINE_SHOWN: AtomicBool = AtomicBool::new(false);
+
+/// Standard error for log lines and answers to live commands: clears the
+/// status line first, if one is shown, so text never lands in the middle
+/// of it (the next tick draws it again below).
+pub struct StderrUnderStatus;
+
+impl Write for StderrUnderStatus {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut err = std::io::stderr().lock();
+        if STATUS_LINE_SHOWN.swap(false, Relaxed) {
+            err.write_all(b"\r\x1b[2K")?;
+        }
+        err.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
 
 /// Where the monitor writes.
 pub struct MonitorOptions {
