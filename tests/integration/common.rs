@@ -309,3 +309,14 @@ pub fn glitches(mono: &[f32], hz: f64, rate: u32) -> usize {
 pub fn left(stereo: &[f32]) -> Vec<f32> {
     stereo.chunks_exact(2).map(|f| f[0]).collect()
 }
+
+/// The number after `label` in a log, e.g. "median" in the latency line.
+pub fn number_after(log: &str, label: &str) -> Option<f64> {
+    let at = log.find(label)? + label.len();
+    log[at..]
+        .trim_start()
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()?
+        .parse()
+        .ok()
+}

@@ -337,12 +337,3 @@ fn a_guest_three_times_too_slow_is_dropped_to_the_budget_with_counts_and_one_war
     assert!(output_max <= 105.0, "output max {output_max} ms: {log}");
     assert_eq!(read_wav(&wav).len() as f64 / 2.0 / 512.0, out, "{log}");
 }
-
-/// The number right after `prefix` in `text`.
-fn number_after(text: &str, prefix: &str) -> Option<f64> {
-    let rest = &text[text.find(prefix)? + prefix.len()..];
-    let end = rest
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
-}

@@ -198,17 +198,6 @@ fn sounding(mono: &[f32]) -> &[f32] {
     &mono[first..=last.max(first)]
 }
 
-/// A report line's number after `label`, e.g. "median" in the latency line.
-fn number_after(log: &str, label: &str) -> Option<f64> {
-    let at = log.find(label)? + label.len();
-    log[at..]
-        .trim_start()
-        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .next()?
-        .parse()
-        .ok()
-}
-
 #[test]
 fn a_tone_goes_from_the_microphone_through_gain_to_the_virtual_microphone() {
     if !live() {

@@ -149,7 +149,8 @@ fn process_one<I: GuestCall>(
     let _hot = rt::hot();
     let counters = run.counters.stream(I::KIND);
     let captured_ns = item.timestamp_ns();
-    let start_ns = clock::now_ns();
+    // Timed in real time only: offline, stamps are media time.
+    let start_ns = if guest.timed { clock::now_ns() } else { 0 };
     let usual_ns = guest.pace.typical_call_ns(I::KIND);
     if outlet.too_late(captured_ns, start_ns, usual_ns, counters) {
         counters.late_drops.fetch_add(1, Relaxed);
