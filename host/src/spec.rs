@@ -354,6 +354,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("positive number of Hz"), "{err}");
+        let err = "clicks:5"
+            .parse::<AudioInputSpec>()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "`clicks:5`: the click period must be 10 to 10000 ms");
+        let err = "clicks".parse::<AudioInputSpec>().unwrap_err().to_string();
+        assert!(err.contains("as in clicks:200"), "{err}");
+        assert_eq!(
+            "clicks:250".parse::<AudioInputSpec>().unwrap(),
+            AudioInputSpec::Clicks(std::time::Duration::from_millis(250))
+        );
         let err = "file:out.mp3"
             .parse::<AudioOutputSpec>()
             .unwrap_err()

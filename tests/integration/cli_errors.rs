@@ -353,3 +353,34 @@ fn preview_input_without_a_window_is_refused() {
     ]);
     assert!(err.contains("add --video-out window"), "{err}");
 }
+
+#[test]
+fn bad_latency_measurements_and_stats_outputs_are_named() {
+    let effect = s(&guest("passthrough"));
+    assert_eq!(
+        fails(&["latency", &effect, "--buffers", "128,8"]),
+        "error: --buffers must be between 16 and 8192 frames each"
+    );
+    assert_eq!(
+        fails(&["latency", &effect, "--clicks", "0"]),
+        "error: --clicks must be between 1 and 10000"
+    );
+    assert_eq!(
+        fails(&["latency", &effect, "--latency", "1"]),
+        "error: --latency must be between 5 and 10000 ms, got 1"
+    );
+    let err = fails(&[
+        "run",
+        &s(&guest("gain")),
+        "--audio-in",
+        "tone:440",
+        "--duration",
+        "1",
+        "--stats-json",
+        "/nonexistent/dir/stats.json",
+    ]);
+    assert!(
+        err.starts_with("error: cannot write --stats-json /nonexistent/dir/stats.json: "),
+        "{err}"
+    );
+}
