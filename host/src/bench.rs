@@ -20,11 +20,17 @@ const WARM_UP_CALLS: usize = 20;
 
 /// Latency of one kind of call.
 #[derive(Debug, Clone)]
-pub struct Case {
-    pub name: String,
+pub struct Timing {
     pub calls: usize,
     pub median: Duration,
     pub p99: Duration,
+}
+
+/// One row: a kind of call, timed, or why it could not be.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub name: String,
+    pub outcome: Result<Timing, String>,
 }
 
 /// The cases of one stream, the reference (memcpy) first.
@@ -32,6 +38,13 @@ pub struct Case {
 pub struct Table {
     pub title: String,
     pub cases: Vec<Case>,
+}
+
+impl Table {
+    /// The rows whose calls failed (a trap, a timeout, an error).
+    pub fn failures(&self) -> usize {
+        self.cases.iter().filter(|c| c.outcome.is_err()).count()
+    }
 }
 
 impl fmt::Display for Table {
@@ -42,18 +55,27 @@ impl fmt::Display for Table {
             "  {:<44} {:>11} {:>11} {:>10}",
             "", "median", "p99", "vs memcpy"
         )?;
-        let reference = self.cases.first().map(|c| c.median.as_secs_f64());
+        let reference = (self.cases.first())
+            .and_then(|c| c.outcome.as_ref().ok())
+            .map(|t| t.median.as_secs_f64());
         for case in &self.cases {
+            let timing = match &case.outcome {
+                Ok(timing) => timing,
+                Err(why) => {
+                    writeln!(f, "  {:<44} failed: {why}", case.name)?;
+                    continue;
+                }
+            };
             let ratio = reference
                 .filter(|r| *r > 0.0)
-                .map(|r| format!("{:.2}x", case.median.as_secs_f64() / r))
+                .map(|r| format!("{:.2}x", timing.median.as_secs_f64() / r))
                 .unwrap_or_default();
             writeln!(
                 f,
                 "  {:<44} {:>11} {:>11} {:>10}",
-                format!("{} ({} calls)", case.name, case.calls),
-                human(case.median),
-                human(case.p99),
+                format!("{} ({} calls)", case.name, timing.calls),
+                human(timing.median),
+                human(timing.p99),
                 ratio
             )?;
         }
@@ -72,76 +94,87 @@ fn human(d: Duration) -> String {
     }
 }
 
-/// Times `call` until `max_calls` or the time box, after a warm-up.
-///
-/// # Errors
-/// The first error `call` returns.
-fn measure<E>(
-    name: &str,
-    max_calls: usize,
-    mut call: impl FnMut() -> Result<(), E>,
-) -> Result<Case, E> {
-    for _ in 0..WARM_UP_CALLS {
-        call()?;
-    }
-    let mut times = Vec::with_capacity(max_calls);
-    let start = Instant::now();
-    while times.len() < max_calls && start.elapsed() < TIME_BOX {
-        let before = Instant::now();
-        call()?;
-        times.push(before.elapsed());
-    }
-    times.sort_unstable();
-    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
-    Ok(Case {
+/// Times `call` until `max_calls` or the time box, after a warm-up; a
+/// failed call ends the case with its fault.
+fn measure(name: &str, max_calls: usize, mut call: impl FnMut() -> Result<(), Fault>) -> Case {
+    let mut time = || -> Result<Timing, Fault> {
+        for _ in 0..WARM_UP_CALLS {
+            call()?;
+        }
+        let mut times = Vec::with_capacity(max_calls);
+        let start = Instant::now();
+        while times.len() < max_calls && start.elapsed() < TIME_BOX {
+            let before = Instant::now();
+            call()?;
+            times.push(before.elapsed());
+        }
+        times.sort_unstable();
+        let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+        Ok(Timing {
+            calls: times.len(),
+            median: at(0.5),
+            p99: at(0.99),
+        })
+    };
+    Case {
         name: name.to_string(),
-        calls: times.len(),
-        median: at(0.5),
-        p99: at(0.99),
-    })
+        outcome: time().map_err(|fault| fault.to_string()),
+    }
 }
 
 /// A configured instance of `program` on `path`, set up and then called
 /// under the same deadlines and caps as an offline `run`.
 ///
 /// # Errors
-/// The step of the setup that failed.
+/// The step of the setup that failed, in words.
 fn instance(
     program: &GuestProgram,
     policy: &SandboxPolicy,
     config: &Vec<(String, String)>,
     formats: &StreamFormats,
     path: DataPath,
-) -> anyhow::Result<GuestInstance> {
+) -> Result<GuestInstance, String> {
     let policy = SandboxPolicy {
         data_path: path,
         ..policy.clone()
     };
     let mut instance = program
         .prepare(&policy, SETUP_DEADLINE, config, formats)
-        .map_err(|error| anyhow::anyhow!("guest {} {error}", program.name()))?;
+        .map_err(|error| error.to_string())?;
     instance.set_budget(OFFLINE_DEADLINE);
     Ok(instance)
 }
 
-/// A fault of a measured call, named with the call.
-fn named(program: &GuestProgram, call: &str) -> impl Fn(Fault) -> anyhow::Error {
-    let name = program.name().to_string();
-    let call = call.to_string();
-    move |fault| anyhow::anyhow!("guest {name} {fault} in {call}")
+/// The paths worth timing for a guest: lists unless it implements a
+/// `-mapped` world, mapped when it exports that interface.
+fn paths(program: &GuestProgram) -> Vec<DataPath> {
+    let surface = program.surface();
+    let mut paths = Vec::new();
+    if !surface.mapped_only(program.world()) {
+        paths.push(DataPath::Lists);
+    }
+    if surface.offers_mapped() {
+        paths.push(DataPath::Auto);
+    }
+    paths
 }
 
-/// Audio blocks of `block` frames through the guest, on each path.
-///
-/// # Errors
-/// A fault of the guest (named with the call).
+fn failed(name: &str, why: String) -> Case {
+    Case {
+        name: name.to_string(),
+        outcome: Err(why),
+    }
+}
+
+/// Audio blocks of `block` frames through the guest, on each path. A path
+/// whose setup or calls fail is reported as such, and the others timed.
 pub fn audio(
     program: &GuestProgram,
     policy: &SandboxPolicy,
     config: &Vec<(String, String)>,
     format: AudioFormat,
     block: u32,
-) -> anyhow::Result<Table> {
+) -> Table {
     let formats = StreamFormats {
         audio: Some((format, block)),
         video: None,
@@ -160,41 +193,45 @@ pub fn audio(
     let mut samples = input.clone();
     let mut cases = vec![measure("memcpy", calls, || {
         samples.copy_from_slice(black_box(&input));
-        Ok::<_, Fault>(())
-    })?];
-    for (name, path) in [("lists", DataPath::Lists), ("mapped", DataPath::Auto)] {
-        let mut guest = instance(program, policy, config, &formats, path)?;
+        Ok(())
+    })];
+    for path in paths(program) {
+        let name = if path == DataPath::Lists { "lists" } else { "mapped" };
+        let mut guest = match instance(program, policy, config, &formats, path) {
+            Ok(guest) => guest,
+            Err(why) => {
+                cases.push(failed(name, why));
+                continue;
+            }
+        };
         if path == DataPath::Auto
             && !matches!(guest.audio_path(), crate::guest::StreamPath::Mapped { .. })
         {
             continue;
         }
-        let case = measure(name, calls, || {
+        cases.push(measure(name, calls, || {
             samples.copy_from_slice(&input);
             guest.process_audio(call, &mut samples).map(drop)
-        });
-        cases.push(case.map_err(named(program, "process-audio"))?);
+        }));
     }
-    Ok(Table {
+    Table {
         title: format!(
             "audio: blocks of {block} frames x {} channels through {}",
             format.channels,
             program.name()
         ),
         cases,
-    })
+    }
 }
 
-/// Video frames through the guest, on each path.
-///
-/// # Errors
-/// A fault of the guest.
+/// Video frames through the guest, on each path (failures as for
+/// [`audio`]).
 pub fn video(
     program: &GuestProgram,
     policy: &SandboxPolicy,
     config: &Vec<(String, String)>,
     format: VideoFormat,
-) -> anyhow::Result<Table> {
+) -> Table {
     let formats = StreamFormats {
         audio: None,
         video: Some(format),
@@ -211,25 +248,33 @@ pub fn video(
     let mut frame = input.clone();
     let mut cases = vec![measure("memcpy", calls, || {
         frame.copy_from_slice(black_box(&input));
-        Ok::<_, Fault>(())
-    })?];
-    let faulted = named(program, "process-video");
-    let mut lists = instance(program, policy, config, &formats, DataPath::Lists)?;
+        Ok(())
+    })];
     // Frames are processed over and over: the cost of a video kernel does
     // not depend on the pixels, and a reset copy would blur the ratios.
-    let case = measure("lists", calls, || {
-        lists.process_video(call, &mut frame).map(drop)
-    });
-    cases.push(case.map_err(&faulted)?);
-    drop(lists);
-    let mut mapped = instance(program, policy, config, &formats, DataPath::Auto)?;
-    if matches!(mapped.video_path(), crate::guest::StreamPath::Mapped { .. }) {
-        let case = measure("mapped, copied in and out", calls, || {
-            mapped.process_video(call, &mut frame).map(drop)
-        });
-        cases.push(case.map_err(&faulted)?);
-        let case = measure("mapped, filled and read in place", calls, || {
-            mapped
+    for path in paths(program) {
+        let mut guest = match instance(program, policy, config, &formats, path) {
+            Ok(guest) => guest,
+            Err(why) => {
+                let name = if path == DataPath::Lists { "lists" } else { "mapped" };
+                cases.push(failed(name, why));
+                continue;
+            }
+        };
+        if path == DataPath::Lists {
+            cases.push(measure("lists", calls, || {
+                guest.process_video(call, &mut frame).map(drop)
+            }));
+            continue;
+        }
+        if !matches!(guest.video_path(), crate::guest::StreamPath::Mapped { .. }) {
+            continue;
+        }
+        cases.push(measure("mapped, copied in and out", calls, || {
+            guest.process_video(call, &mut frame).map(drop)
+        }));
+        cases.push(measure("mapped, filled and read in place", calls, || {
+            guest
                 .process_video_with(
                     call,
                     |dst| dst.copy_from_slice(&input),
@@ -238,10 +283,9 @@ pub fn video(
                     },
                 )
                 .map(drop)
-        });
-        cases.push(case.map_err(&faulted)?);
+        }));
     }
-    Ok(Table {
+    Table {
         title: format!(
             "video: {}x{} RGBA frames through {}",
             format.width,
@@ -249,5 +293,5 @@ pub fn video(
             program.name()
         ),
         cases,
-    })
+    }
 }

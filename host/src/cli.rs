@@ -18,6 +18,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// Run audio/video effects written as WebAssembly components.
+mod bindings;
+mod componentize;
 mod devices;
 mod latency;
 mod monitor;
@@ -58,6 +60,12 @@ enum Command {
     /// through a guest into an output device, found again on its monitor
     /// (PulseAudio or PipeWire), per device buffer size.
     Latency(latency::LatencyArgs),
+    /// Make a component of a core WebAssembly module (C, C++, Zig, Go
+    /// built for wasm32-wasip1), for one of the worlds.
+    Componentize(componentize::ComponentizeArgs),
+    /// Write the bindings a guest in C, C++, Zig, Python or JavaScript
+    /// compiles against, for one world.
+    Bindings(bindings::BindingsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -340,6 +348,8 @@ pub fn main() -> ExitCode {
         Command::Devices(args) => devices::devices(&args),
         Command::VirtualMic(args) => virtual_mic::virtual_mic(&args),
         Command::Latency(args) => latency::latency(&args),
+        Command::Componentize(args) => componentize::componentize_command(&args),
+        Command::Bindings(args) => bindings::bindings_command(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -716,13 +726,14 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
     println!(
         "{} ({}), {} build",
         args.guest.display(),
-        world,
+        program.surface().world_name(world),
         if args.trusted {
             "trusted (no epoch checks)"
         } else {
             "sandboxed"
         }
     );
+    let mut failures = 0;
     if world.processes_audio() {
         let format = AudioFormat {
             sample_rate: 48_000,
@@ -731,10 +742,9 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
         if args.block == 0 || args.channels == 0 {
             bail!("--block and --channels must be at least 1");
         }
-        print!(
-            "{}",
-            sandstream::bench::audio(&program, &policy, &args.set, format, args.block)?
-        );
+        let table = sandstream::bench::audio(&program, &policy, &args.set, format, args.block);
+        print!("{table}");
+        failures += table.failures();
     }
     if world.processes_video() {
         if args.width == 0 || args.height == 0 || args.width > 7680 || args.height > 4320 {
@@ -749,9 +759,14 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
             height: args.height,
             fps: Fps { num: 30, den: 1 },
         };
-        print!(
-            "{}",
-            sandstream::bench::video(&program, &policy, &args.set, format)?
+        let table = sandstream::bench::video(&program, &policy, &args.set, format);
+        print!("{table}");
+        failures += table.failures();
+    }
+    if failures > 0 {
+        bail!(
+            "guest {} failed on {failures} of the paths timed (see \"failed:\" above)",
+            program.name()
         );
     }
     Ok(())
@@ -760,7 +775,11 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
 fn check(args: CheckArgs) -> anyhow::Result<()> {
     let program = load_for_inspection(&args.guest, &args.cache, &args.load, false)?;
     let world = program.world();
-    println!("{}: implements {world}", args.guest.display());
+    println!(
+        "{}: implements {}",
+        args.guest.display(),
+        program.surface().world_name(world)
+    );
     println!("  exports: {}", program.surface().exports.join(", "));
     println!("  imports: {}", program.surface().imports.join(", "));
     if program.surface().has_state() {

@@ -6,7 +6,7 @@ use super::bindings::{mapped_audio, mapped_video, types};
 use super::mapped::{self, Buffers};
 use super::memory::GuestMemory;
 use super::sandbox::TEXT_TRANSFER_BYTES;
-use super::{DataPath, GuestInstance, StreamFormats, StreamPath};
+use super::{DataPath, GuestInstance, StreamFormats, StreamPath, inspect};
 use crate::lifecycle::{AudioCall, Fault, Processed, VideoCall};
 use crate::text::{ERROR_BYTES, GuestText};
 
@@ -87,8 +87,27 @@ impl GuestInstance {
             let asked = || Some("--data-path list".to_string());
             self.audio_path = StreamPath::Lists { reason: asked() };
             self.video_path = StreamPath::Lists { reason: asked() };
-            return Ok(());
+        } else {
+            self.map_each_stream(formats)?;
         }
+        // A `-mapped` guest has no list path to fall back on.
+        let unusable = |path: &StreamPath, has_lists: bool, interface| match path {
+            StreamPath::Lists { reason } if !has_lists => Err(Fault::NoDataPath {
+                interface,
+                reason: reason.clone().unwrap_or_default(),
+            }),
+            _ => Ok(()),
+        };
+        if formats.audio.is_some() {
+            unusable(&self.audio_path, self.audio.is_some(), inspect::MAPPED_AUDIO)?;
+        }
+        if formats.video.is_some() {
+            unusable(&self.video_path, self.video.is_some(), inspect::MAPPED_VIDEO)?;
+        }
+        Ok(())
+    }
+
+    fn map_each_stream(&mut self, formats: &StreamFormats) -> Result<(), Fault> {
         if let Some((format, block)) = formats.audio {
             let needed = block as usize * usize::from(format.channels) * size_of::<f32>();
             self.arm(TEXT_TRANSFER_BYTES);

@@ -109,8 +109,8 @@ pub enum LoadError {
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let worlds =
-            "sandstream:av/audio-effect, sandstream:av/video-effect or sandstream:av/av-effect";
+        let worlds = "sandstream:av/audio-effect, sandstream:av/video-effect or \
+                      sandstream:av/av-effect (or their -mapped variants)";
         match self {
             LoadError::Read { path, source } => write!(f, "cannot read {path}: {source}"),
             LoadError::NotAFile { path, kind } => write!(
@@ -263,7 +263,10 @@ impl Surface {
                 }));
         }
         let has = |name: &str| self.exports.iter().any(|e| e == name);
-        let (setup, audio, video) = (has(SETUP), has(AUDIO), has(VIDEO));
+        let setup = has(SETUP);
+        // A stream is processed through lists, mapped buffers, or both.
+        let audio = has(AUDIO) || has(MAPPED_AUDIO);
+        let video = has(VIDEO) || has(MAPPED_VIDEO);
         let world = match (audio, video) {
             (true, true) => World::AudioVideo,
             (true, false) => World::Audio,
@@ -275,7 +278,8 @@ impl Surface {
                 if setup {
                     return Err(LoadError::MissingExport {
                         resembles: "a Sandstream effect",
-                        missing: "sandstream:av/audio@0.1.0 or sandstream:av/video@0.1.0",
+                        missing: "sandstream:av/audio@0.1.0, sandstream:av/video@0.1.0 or \
+                                  their mapped-audio / mapped-video",
                         exports: self.exports.clone(),
                     });
                 }
@@ -292,6 +296,27 @@ impl Surface {
             });
         }
         Ok(world)
+    }
+
+    /// Whether the guest exports a mapped data path for any stream.
+    pub fn offers_mapped(&self) -> bool {
+        self.has_export(MAPPED_AUDIO) || self.has_export(MAPPED_VIDEO)
+    }
+
+    /// Whether the guest can take `world`'s streams only through mapped
+    /// buffers (it implements one of the `-mapped` worlds).
+    pub fn mapped_only(&self, world: World) -> bool {
+        let lists_missing = |processes: bool, lists: &str| processes && !self.has_export(lists);
+        lists_missing(world.processes_audio(), AUDIO)
+            || lists_missing(world.processes_video(), VIDEO)
+    }
+
+    /// The WIT world the exports match, e.g.
+    /// `sandstream:av/audio-effect-mapped-stateful`.
+    pub fn world_name(&self, world: World) -> String {
+        let mapped = if self.mapped_only(world) { "-mapped" } else { "" };
+        let stateful = if self.has_state() { "-stateful" } else { "" };
+        format!("{}{mapped}{stateful}", world.wit_name())
     }
 
     /// A `sandstream:av/...@OTHER` name means the guest was built against
@@ -348,6 +373,35 @@ mod tests {
         assert_eq!(
             surface(&wasi, &[SETUP, AUDIO, VIDEO]).world().unwrap(),
             World::AudioVideo
+        );
+    }
+
+    #[test]
+    fn mapped_worlds_are_recognised_and_named() {
+        let named = |exports: &[&str]| {
+            let surface = surface(&[], exports);
+            let world = surface.world().unwrap();
+            (world, surface.world_name(world))
+        };
+        assert_eq!(
+            named(&[SETUP, MAPPED_AUDIO]),
+            (World::Audio, "sandstream:av/audio-effect-mapped".into())
+        );
+        assert_eq!(
+            named(&[SETUP, MAPPED_VIDEO, STATE]),
+            (
+                World::Video,
+                "sandstream:av/video-effect-mapped-stateful".into()
+            )
+        );
+        assert_eq!(
+            named(&[SETUP, MAPPED_AUDIO, MAPPED_VIDEO]),
+            (World::AudioVideo, "sandstream:av/av-effect-mapped".into())
+        );
+        // The Rust SDK exports both paths: the list world, mapped as a bonus.
+        assert_eq!(
+            named(&[SETUP, AUDIO, MAPPED_AUDIO]),
+            (World::Audio, "sandstream:av/audio-effect".into())
         );
     }
 

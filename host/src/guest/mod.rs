@@ -132,13 +132,11 @@ impl GuestProgram {
         let linker = wasi::linker(engine).map_err(link)?;
         let pre = linker.instantiate_pre(&component).map_err(link)?;
         let setup = setup::GuestIndices::new(&pre).map_err(link)?;
-        let audio = world
-            .processes_audio()
+        let audio = (world.processes_audio() && surface.has_export(inspect::AUDIO))
             .then(|| audio::GuestIndices::new(&pre))
             .transpose()
             .map_err(link)?;
-        let video = world
-            .processes_video()
+        let video = (world.processes_video() && surface.has_export(inspect::VIDEO))
             .then(|| bindings::video::GuestIndices::new(&pre))
             .transpose()
             .map_err(link)?;

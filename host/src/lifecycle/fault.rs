@@ -67,6 +67,12 @@ pub enum Fault {
     NotImplemented(&'static str),
     /// A mapped buffer no longer lies inside the guest's memory.
     BadBuffer { detail: String },
+    /// A guest of a `-mapped` world cannot take a stream through its
+    /// buffers, and has no list path to fall back on.
+    NoDataPath {
+        interface: &'static str,
+        reason: String,
+    },
 }
 
 impl Fault {
@@ -120,6 +126,11 @@ impl fmt::Display for Fault {
             Fault::BadBuffer { detail } => {
                 write!(f, "announced a buffer the host cannot use: {detail}")
             }
+            Fault::NoDataPath { interface, reason } => write!(
+                f,
+                "exports only {interface} (a -mapped world), whose buffers cannot be used: \
+                 {reason}"
+            ),
         }
     }
 }

@@ -539,7 +539,9 @@ impl<W: Workshop> Lifecycle<W> {
             Fault::Trap { .. } => &c.fault_traps,
             Fault::Exited { .. } => &c.fault_exits,
             Fault::Reported { .. } | Fault::NotImplemented(_) => &c.fault_errors,
-            Fault::WrongSize { .. } | Fault::BadBuffer { .. } => &c.fault_wrong_size,
+            Fault::WrongSize { .. } | Fault::BadBuffer { .. } | Fault::NoDataPath { .. } => {
+                &c.fault_wrong_size
+            }
             Fault::TooLarge { .. } => &c.fault_too_large,
         };
         counter.fetch_add(1, Relaxed) + 1
