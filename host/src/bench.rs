@@ -196,7 +196,11 @@ pub fn audio(
         Ok(())
     })];
     for path in paths(program) {
-        let name = if path == DataPath::Lists { "lists" } else { "mapped" };
+        let name = if path == DataPath::Lists {
+            "lists"
+        } else {
+            "mapped"
+        };
         let mut guest = match instance(program, policy, config, &formats, path) {
             Ok(guest) => guest,
             Err(why) => {
@@ -256,7 +260,11 @@ pub fn video(
         let mut guest = match instance(program, policy, config, &formats, path) {
             Ok(guest) => guest,
             Err(why) => {
-                let name = if path == DataPath::Lists { "lists" } else { "mapped" };
+                let name = if path == DataPath::Lists {
+                    "lists"
+                } else {
+                    "mapped"
+                };
                 cases.push(failed(name, why));
                 continue;
             }

@@ -726,7 +726,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
     println!(
         "{} ({}), {} build",
         args.guest.display(),
-        program.surface().world_name(world),
+        program.world_name(),
         if args.trusted {
             "trusted (no epoch checks)"
         } else {
@@ -778,7 +778,7 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
     println!(
         "{}: implements {}",
         args.guest.display(),
-        program.surface().world_name(world)
+        program.world_name()
     );
     println!("  exports: {}", program.surface().exports.join(", "));
     println!("  imports: {}", program.surface().imports.join(", "));

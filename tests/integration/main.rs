@@ -14,6 +14,7 @@ mod fake_device;
 mod forged;
 mod hostile;
 mod interrupt;
+mod languages;
 mod latency;
 mod live_commands;
 mod malformed;

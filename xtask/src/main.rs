@@ -2,10 +2,14 @@
 //! seconds before anything else.
 //!
 //! - `setup`: install what builds and tests need (wasm target; ALSA
-//!   headers, sox, ffmpeg and PulseAudio through apt-get when run as root).
+//!   headers, sox, ffmpeg and PulseAudio through apt-get when run as root;
+//!   clang's wasm32 libraries from Debian and Zig, Go and componentize-py
+//!   from PyPI for the guests in other languages).
 //! - `guests`: build every guest (examples and test guests) to
 //!   `target/guests/<name>.wasm`; the JavaScript example through npm and
-//!   ComponentizeJS (`npm ci` into its directory, once).
+//!   ComponentizeJS (`npm ci` into its directory, once); the C, C++, Zig,
+//!   Go and Python examples with their own `build.sh` where the toolchain
+//!   is installed.
 //! - `test`: setup, guests, then every test of the workspace, with a
 //!   private PulseAudio server for the live-audio tests.
 //! - `lint`: rustfmt and clippy (-D warnings) on host and guests.
@@ -98,6 +102,7 @@ fn has_libclang() -> bool {
 
 type Result<T = ()> = std::result::Result<T, String>;
 
+mod languages;
 mod live_bench;
 mod sound;
 mod video;
@@ -185,7 +190,9 @@ fn on_path(program: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
-/// The wasm target always; with `media_tools`, sox/ffmpeg too.
+/// The wasm target and the host's build packages always; with
+/// `media_tools`, what the tests use too: sox, ffmpeg, the sound and video
+/// services, and the toolchains of the guests in other languages.
 fn setup(media_tools: bool) -> Result {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
@@ -211,6 +218,13 @@ fn setup(media_tools: bool) -> Result {
         missing.extend(["libclang-dev", "clang"]);
     }
     if media_tools {
+        // C guests: clang's wasm32 linker, runtime and libc.
+        missing.extend(
+            languages::C_PACKAGES
+                .iter()
+                .filter(|(file, _)| !Path::new(file).exists())
+                .map(|(_, pkg)| *pkg),
+        );
         missing.extend(
             TEST_PACKAGES
                 .iter()
@@ -220,9 +234,16 @@ fn setup(media_tools: bool) -> Result {
     }
     missing.sort_unstable();
     missing.dedup();
-    if missing.is_empty() {
-        return Ok(());
+    if !missing.is_empty() {
+        install_debian_packages(&missing)?;
     }
+    if media_tools {
+        languages::install_pypi_tools()?;
+    }
+    Ok(())
+}
+
+fn install_debian_packages(missing: &[&str]) -> Result {
     let is_root = Command::new("id")
         .arg("-u")
         .output()
@@ -237,16 +258,27 @@ fn setup(media_tools: bool) -> Result {
     run(Command::new("apt-get").args(["update", "-qq"]))?;
     run(Command::new("apt-get")
         .args(["install", "-y", "-qq", "--no-install-recommends"])
-        .args(&missing)
+        .args(missing)
         .env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
-/// Builds each guest on its own: the SDK's `audio`/`video` features pick a
-/// guest's world, and one cargo invocation would unify them.
+/// Every guest: Rust, JavaScript, and the other languages whose toolchain
+/// is here (made components by `sandstream`, so it is built first).
 fn guests() -> Result {
     let out = target_dir().join("guests");
-    std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
-    for name in GUESTS {
+    rust_guests(&out, GUESTS)?;
+    js_guests(&out)?;
+    cargo(&["build", "--release", "--quiet", "-p", "sandstream"])?;
+    languages::build(&out, &target_dir().join("release").join("sandstream"))?;
+    eprintln!("guests built into {}", out.display());
+    Ok(())
+}
+
+/// Builds each Rust guest on its own: the SDK's `audio`/`video` features
+/// pick a guest's world, and one cargo invocation would unify them.
+fn rust_guests(out: &Path, names: &[&str]) -> Result {
+    std::fs::create_dir_all(out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+    for name in names {
         cargo(&[
             "build",
             "--quiet",
@@ -270,8 +302,6 @@ fn guests() -> Result {
         let dest = out.join(format!("{name}.wasm"));
         std::fs::copy(built, &dest).map_err(|e| format!("copying to {}: {e}", dest.display()))?;
     }
-    js_guests(&out)?;
-    eprintln!("guests built into {}", out.display());
     Ok(())
 }
 
@@ -476,7 +506,7 @@ fn lint() -> Result {
 
 fn demo() -> Result {
     setup(false)?;
-    guests()?;
+    rust_guests(&target_dir().join("guests"), &["level-meter", "gain"])?;
     cargo(&["build", "--release", "--quiet", "-p", "sandstream"])?;
     let out = root().join("demo-out");
     std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;

@@ -33,11 +33,7 @@ pub struct BindingsArgs {
 
 pub fn bindings_command(args: &BindingsArgs) -> anyhow::Result<()> {
     let written = write_bindings(&args.lang, &args.world, &args.dir)?;
-    tracing::info!(
-        "wrote {} into {}",
-        written.join(", "),
-        args.dir.display()
-    );
+    tracing::info!("wrote {} into {}", written.join(", "), args.dir.display());
     Ok(())
 }
 

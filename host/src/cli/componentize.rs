@@ -141,7 +141,10 @@ mod tests {
     fn a_module_missing_an_export_is_named() {
         // Exports nothing a world needs.
         let module = wat::parse_str("(module (memory (export \"memory\") 1))").unwrap();
-        let err = format!("{:#}", componentize(&module, "audio-effect-mapped").unwrap_err());
+        let err = format!(
+            "{:#}",
+            componentize(&module, "audio-effect-mapped").unwrap_err()
+        );
         assert!(
             err.contains("does not implement sandstream:av/audio-effect-mapped"),
             "{err}"

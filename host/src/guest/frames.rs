@@ -99,10 +99,18 @@ impl GuestInstance {
             _ => Ok(()),
         };
         if formats.audio.is_some() {
-            unusable(&self.audio_path, self.audio.is_some(), inspect::MAPPED_AUDIO)?;
+            unusable(
+                &self.audio_path,
+                self.audio.is_some(),
+                inspect::MAPPED_AUDIO,
+            )?;
         }
         if formats.video.is_some() {
-            unusable(&self.video_path, self.video.is_some(), inspect::MAPPED_VIDEO)?;
+            unusable(
+                &self.video_path,
+                self.video.is_some(),
+                inspect::MAPPED_VIDEO,
+            )?;
         }
         Ok(())
     }

@@ -314,7 +314,11 @@ impl Surface {
     /// The WIT world the exports match, e.g.
     /// `sandstream:av/audio-effect-mapped-stateful`.
     pub fn world_name(&self, world: World) -> String {
-        let mapped = if self.mapped_only(world) { "-mapped" } else { "" };
+        let mapped = if self.mapped_only(world) {
+            "-mapped"
+        } else {
+            ""
+        };
         let stateful = if self.has_state() { "-stateful" } else { "" };
         format!("{}{mapped}{stateful}", world.wit_name())
     }

@@ -180,6 +180,12 @@ impl GuestProgram {
         self.world
     }
 
+    /// The WIT world the guest implements, e.g.
+    /// `sandstream:av/audio-effect-mapped`.
+    pub fn world_name(&self) -> String {
+        self.surface.world_name(self.world)
+    }
+
     /// Everything the component imports and exports.
     pub fn surface(&self) -> &Surface {
         &self.surface

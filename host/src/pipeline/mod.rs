@@ -599,10 +599,16 @@ fn check_streams_match_world(
     }
     match world {
         World::Audio if !has_audio => {
-            bail!("{name} implements {world}, but no audio input was given (--audio-in)")
+            bail!(
+                "{name} implements {}, but no audio input was given (--audio-in)",
+                program.world_name()
+            )
         }
         World::Video if !has_video => {
-            bail!("{name} implements {world}, but no video input was given (--video-in)")
+            bail!(
+                "{name} implements {}, but no video input was given (--video-in)",
+                program.world_name()
+            )
         }
         _ => {}
     }
@@ -873,7 +879,7 @@ impl Streamer {
         let mut lines = vec![format!(
             "guest {} ({})",
             self.program.name(),
-            self.program.world()
+            self.program.world_name()
         )];
         if let Some(a) = &self.audio {
             let sinks: Vec<String> = a.sinks.iter().map(|s| s.describe()).collect();

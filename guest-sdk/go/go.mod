@@ -1,0 +1,3 @@
+module sandstream.dev/sandstream
+
+go 1.24
