@@ -2,7 +2,6 @@ package sandstream
 
 import (
 	"errors"
-	"fmt"
 	"iter"
 	"math"
 	"strconv"
@@ -50,7 +49,7 @@ func (c Config) Len() int { return len(c.entries) }
 // key=VALUE)" when key is not set; then read it with a getter.
 func (c Config) Require(key string) error {
 	if _, ok := c.Get(key); !ok {
-		return fmt.Errorf("missing required setting `%s` (pass --set %s=VALUE)", key, key)
+		return errors.New("missing required setting `" + key + "` (pass --set " + key + "=VALUE)")
 	}
 	return nil
 }
@@ -111,7 +110,7 @@ func get[T any](c Config, key string, fallback T, typeName string, parse func(st
 	if v, ok := parse(strings.TrimSpace(raw)); ok {
 		return v, nil
 	}
-	return fallback, fmt.Errorf("setting `%s`: cannot read %s as %s", key, rustQuote(raw), typeName)
+	return fallback, errors.New("setting `" + key + "`: cannot read " + rustQuote(raw) + " as " + typeName)
 }
 
 // parseFloat takes what Rust's f32/f64 parse takes: a sign, then "inf",
@@ -194,10 +193,10 @@ func rustQuote(s string) string {
 		case 0:
 			b.WriteString(`\0`)
 		default:
-			if unicode.IsPrint(r) && !unicode.In(r, unicode.Mn, unicode.Me) {
+			if strconv.IsPrint(r) && !unicode.In(r, unicode.Mn, unicode.Me) {
 				b.WriteRune(r)
 			} else {
-				fmt.Fprintf(&b, `\u{%x}`, r)
+				b.WriteString(`\u{` + strconv.FormatInt(int64(r), 16) + `}`)
 			}
 		}
 	}

@@ -32,10 +32,7 @@
 // ABI, memory the host writes into) stays in abi.go.
 package sandstream
 
-import (
-	"fmt"
-	"strconv"
-)
+import "strconv"
 
 // Effect is what Export takes: Configure, plus ProcessAudio (see
 // AudioProcessor) and/or ProcessVideo (see VideoProcessor) for the streams
@@ -165,17 +162,11 @@ const (
 // second and 256 KiB in all from a guest (stdout and stderr included).
 func Log(level Level, message string) { hostLog(uint32(level), message) }
 
-// Trace, Debug, Info, Warn and Error log printf-style (a message without
-// arguments is written as it is).
-func Trace(format string, args ...any) { logf(LevelTrace, format, args) }
-func Debug(format string, args ...any) { logf(LevelDebug, format, args) }
-func Info(format string, args ...any)  { logf(LevelInfo, format, args) }
-func Warn(format string, args ...any)  { logf(LevelWarn, format, args) }
-func Error(format string, args ...any) { logf(LevelError, format, args) }
-
-func logf(level Level, format string, args []any) {
-	if len(args) > 0 {
-		format = fmt.Sprintf(format, args...)
-	}
-	Log(level, format)
-}
+// Trace, Debug, Info, Warn and Error log at their level. They take a
+// string, not a format, so that this package does not link fmt (a bigger
+// module compiles slower on the host): use fmt.Sprintf where you need it.
+func Trace(message string) { Log(LevelTrace, message) }
+func Debug(message string) { Log(LevelDebug, message) }
+func Info(message string)  { Log(LevelInfo, message) }
+func Warn(message string)  { Log(LevelWarn, message) }
+func Error(message string) { Log(LevelError, message) }

@@ -23,6 +23,7 @@ mod componentize;
 mod devices;
 mod latency;
 mod monitor;
+mod new;
 mod virtual_mic;
 
 #[derive(Debug, Parser)]
@@ -66,6 +67,9 @@ enum Command {
     /// Write the bindings a guest in C, C++, Zig, Python or JavaScript
     /// compiles against, for one world.
     Bindings(bindings::BindingsArgs),
+    /// Start a guest project in DIR from the language's example, with its
+    /// build command (`DIR/build.sh`).
+    New(new::NewArgs),
 }
 
 #[derive(Debug, Args)]
@@ -350,6 +354,7 @@ pub fn main() -> ExitCode {
         Command::Latency(args) => latency::latency(&args),
         Command::Componentize(args) => componentize::componentize_command(&args),
         Command::Bindings(args) => bindings::bindings_command(&args),
+        Command::New(args) => new::new_command(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,7 +4,7 @@
 //! data path its world promises.
 
 use crate::common::*;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// A template and how its samples or pixels travel.
@@ -29,22 +29,22 @@ const GRAYSCALES: &[Template] = &[Template {
     mapped: true,
 }];
 
-/// Runs `guest` offline and returns its summary.
-fn run(guest: &str, args: &[&str]) -> String {
-    let mut all = vec!["run", "-q"];
-    let path = s(&crate::common::guest(guest));
-    all.push(&path);
+/// Runs the guest at `path` offline and returns its summary.
+fn run(path: &Path, args: &[&str]) -> String {
+    let path = s(path);
+    let mut all = vec!["run", path.as_str()];
     all.extend_from_slice(args);
     let output = sandstream(&all);
     let report = stderr(&output);
-    assert!(output.status.success(), "{guest}: {report}");
+    assert!(output.status.success(), "{path}: {report}");
     report
 }
 
-fn gain_output(dir: &std::path::Path, guest: &str) -> (PathBuf, String) {
-    let wav = dir.join(format!("{guest}.wav"));
+/// The gain guest at `path` over a tone, gain 0.3: its WAV and summary.
+fn gain_output(dir: &Path, path: &Path) -> (Vec<u8>, String) {
+    let wav = dir.join(format!("{}.wav", path.file_stem().unwrap().display()));
     let report = run(
-        guest,
+        path,
         &[
             "--audio-in",
             "tone:440",
@@ -56,16 +56,59 @@ fn gain_output(dir: &std::path::Path, guest: &str) -> (PathBuf, String) {
             "2",
         ],
     );
-    (wav, report)
+    (std::fs::read(&wav).unwrap(), report)
+}
+
+/// The grayscale guest at `path` over ffmpeg's test source: its Y4M and
+/// summary.
+fn grayscale_output(dir: &Path, path: &Path) -> (Vec<u8>, String) {
+    let input = dir.join("testsrc.y4m");
+    if !input.exists() {
+        testsrc(&input, "320x240", 25, 1.0, "yuv420p");
+    }
+    let out = dir.join(format!("{}.y4m", path.file_stem().unwrap().display()));
+    let report = run(
+        path,
+        &["--video-in", &file(&input), "--video-out", &file(&out)],
+    );
+    (std::fs::read(&out).unwrap(), report)
+}
+
+/// What the A/V guest at `path` makes of a tone and the test pattern.
+fn av_output(dir: &Path, path: &Path) -> (Vec<u8>, Vec<u8>) {
+    let stem = path.file_stem().unwrap().display().to_string();
+    let (wav, y4m) = (
+        dir.join(format!("{stem}.wav")),
+        dir.join(format!("{stem}.y4m")),
+    );
+    run(
+        path,
+        &[
+            "--audio-in",
+            "tone:440",
+            "--video-in",
+            "pattern",
+            "--width",
+            "320",
+            "--height",
+            "240",
+            "--audio-out",
+            &file(&wav),
+            "--video-out",
+            &file(&y4m),
+            "--duration",
+            "2",
+        ],
+    );
+    (std::fs::read(&wav).unwrap(), std::fs::read(&y4m).unwrap())
 }
 
 #[test]
 fn every_gain_template_writes_the_bytes_of_the_rust_gain() {
     let dir = scratch("languages-gain");
-    let (reference, _) = gain_output(&dir, "gain");
-    let expected = std::fs::read(&reference).unwrap();
+    let (expected, _) = gain_output(&dir, &guest("gain"));
     for template in GAINS {
-        let (wav, report) = gain_output(&dir, template.name);
+        let (written, report) = gain_output(&dir, &guest(template.name));
         let mapped = if template.mapped { 188 } else { 0 };
         assert!(
             report.contains(&format!(
@@ -76,7 +119,7 @@ fn every_gain_template_writes_the_bytes_of_the_rust_gain() {
             template.name
         );
         assert!(
-            std::fs::read(&wav).unwrap() == expected,
+            written == expected,
             "{} wrote other bytes than the Rust gain",
             template.name
         );
@@ -86,19 +129,9 @@ fn every_gain_template_writes_the_bytes_of_the_rust_gain() {
 #[test]
 fn every_grayscale_template_writes_the_bytes_of_the_rust_grayscale() {
     let dir = scratch("languages-grayscale");
-    let input = dir.join("testsrc.y4m");
-    testsrc(&input, "320x240", 25, 1.0, "yuv420p");
-    let gray = |guest: &str| {
-        let out = dir.join(format!("{guest}.y4m"));
-        let report = run(
-            guest,
-            &["--video-in", &file(&input), "--video-out", &file(&out)],
-        );
-        (std::fs::read(&out).unwrap(), report)
-    };
-    let (expected, _) = gray("grayscale");
+    let (expected, _) = grayscale_output(&dir, &guest("grayscale"));
     for template in GRAYSCALES {
-        let (written, report) = gray(template.name);
+        let (written, report) = grayscale_output(&dir, &guest(template.name));
         let mapped = if template.mapped { 25 } else { 0 };
         assert!(
             report.contains(&format!(
@@ -222,4 +255,104 @@ fn every_gain_template_runs_a_minute_in_real_time_without_a_fault() {
         assert!(out >= 5569.0, "{name}: {report}");
         assert!(!report.contains("guest faults"), "{name}: {report}");
     }
+}
+
+/// The target directory: where `cargo xtask` put the guests' toolchains
+/// (first on `PATH` for the projects' builds), and where Rust projects keep
+/// their builds.
+fn target_dir() -> PathBuf {
+    guest("gain")
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// `sandstream new DIR --lang LANG --world WORLD`, then the project's own
+/// `build.sh`: the component it built.
+fn new_project(lang: &str, world: &str) -> PathBuf {
+    let name = format!("my-{lang}-{world}");
+    let dir = scratch(&format!("new-{lang}-{world}")).join(&name);
+    let output = sandstream(&["new", &s(&dir), "--lang", lang, "--world", world]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let binary = Path::new(env!("CARGO_BIN_EXE_sandstream"));
+    let tools = [
+        target_dir().join("toolchains/bin"),
+        binary.parent().unwrap().to_path_buf(),
+    ];
+    let path = std::env::join_paths(
+        tools
+            .into_iter()
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let built = Command::new(dir.join("build.sh"))
+        .env("PATH", path)
+        .env("SANDSTREAM_CACHE_DIR", cache_dir())
+        // Rust: the registry crates are built once for all such projects.
+        .env("CARGO_TARGET_DIR", target_dir().join("new-projects"))
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{lang} {world}: build.sh failed: {}{}",
+        String::from_utf8_lossy(&built.stdout),
+        stderr(&built)
+    );
+    let wasm = dir.join(format!("{name}.wasm"));
+    assert!(wasm.is_file(), "{lang} {world}: no {}", wasm.display());
+    wasm
+}
+
+/// Every template of `lang` becomes a project whose build succeeds and
+/// whose component writes the bytes of the Rust example for its world.
+fn new_projects_match_the_examples(lang: &str, worlds: &[&str]) {
+    let dir = scratch(&format!("new-{lang}-outputs"));
+    for world in worlds {
+        let built = new_project(lang, world);
+        let same = match *world {
+            "audio" => gain_output(&dir, &built).0 == gain_output(&dir, &guest("gain")).0,
+            "video" => {
+                grayscale_output(&dir, &built).0 == grayscale_output(&dir, &guest("grayscale")).0
+            }
+            _ => av_output(&dir, &built) == av_output(&dir, &guest("level-meter")),
+        };
+        assert!(
+            same,
+            "the {lang} {world} project writes other bytes than the Rust example"
+        );
+    }
+}
+
+#[test]
+fn new_rust_projects_build_and_match_the_examples() {
+    new_projects_match_the_examples("rust", &["audio", "video", "av"]);
+}
+
+#[test]
+fn new_c_projects_build_and_match_the_examples() {
+    new_projects_match_the_examples("c", &["audio", "video"]);
+}
+
+#[test]
+fn new_javascript_projects_build_and_match_the_examples() {
+    new_projects_match_the_examples("js", &["video"]);
+}
+
+#[test]
+fn new_refuses_a_directory_that_is_not_empty() {
+    let dir = scratch("new-not-empty");
+    std::fs::write(dir.join("keep.txt"), "mine").unwrap();
+    let output = sandstream(&["new", &s(&dir), "--lang", "c"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("already exists and is not empty"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("keep.txt")).unwrap(),
+        "mine"
+    );
 }

@@ -1,5 +1,5 @@
-//! Guests in languages other than Rust and JavaScript: their toolchains
-//! (from Debian and PyPI, never a `cargo install`) and their builds.
+//! Guests in languages other than Rust: their toolchains (from Debian,
+//! PyPI and npm, never a `cargo install`) and their builds.
 //!
 //! Each example builds with its own `build.sh OUT`, the same script a user
 //! gets from `sandstream new`; it finds `sandstream` through `SANDSTREAM`
@@ -22,12 +22,19 @@ pub enum Toolchain {
     Go,
     /// componentize-py from PyPI.
     Python,
+    /// ComponentizeJS from npm (Node.js and npm are on the machines).
+    JavaScript,
 }
 
 /// Example guests built by their `build.sh`: name, directory, toolchain.
 pub const GUESTS: &[(&str, &str, Toolchain)] = &[
     ("gain-c", "examples/gain-c", Toolchain::C),
     ("grayscale-c", "examples/grayscale-c", Toolchain::C),
+    (
+        "grayscale-js",
+        "examples/grayscale-js",
+        Toolchain::JavaScript,
+    ),
 ];
 
 /// Debian packages of the C toolchain for wasm32-wasi, each with a file
@@ -72,6 +79,7 @@ fn available(toolchain: Toolchain) -> bool {
         Toolchain::Zig => linked("zig"),
         Toolchain::Go => linked("go"),
         Toolchain::Python => linked("componentize-py"),
+        Toolchain::JavaScript => on_path("node") && on_path("npm"),
     }
 }
 
@@ -141,11 +149,62 @@ pub fn build(out: &Path, sandstream: &Path) -> Result {
             );
             continue;
         }
+        let dest = out.join(format!("{name}.wasm"));
+        if is_newer_than_all(&dest, &inputs(dir, *toolchain)) {
+            continue;
+        }
         run(Command::new(root().join(dir).join("build.sh"))
-            .arg(out.join(format!("{name}.wasm")))
+            .arg(&dest)
             .env("PATH", &path)
             .env("SANDSTREAM", sandstream)
             .env("BUILD_DIR", target_dir().join("guest-build").join(name)))?;
     }
     Ok(())
+}
+
+/// What a guest is made from: its example's files (not what its build
+/// leaves there), the WIT, and its language's helpers.
+fn inputs(dir: &str, toolchain: Toolchain) -> Vec<PathBuf> {
+    let helpers = match toolchain {
+        Toolchain::C => "guest-sdk/c",
+        Toolchain::Zig => "guest-sdk/zig",
+        Toolchain::Go => "guest-sdk/go",
+        Toolchain::Python => "guest-sdk/python",
+        Toolchain::JavaScript => "wit",
+    };
+    let mut files = vec![root().join("wit/sandstream.wit")];
+    for dir in [root().join(dir), root().join(helpers)] {
+        files.extend(files_under(&dir));
+    }
+    files
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if ["build", "node_modules"].contains(&name.to_string_lossy().as_ref()) {
+            continue;
+        }
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+fn is_newer_than_all(output: &Path, inputs: &[PathBuf]) -> bool {
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    match modified(output) {
+        Some(built) => inputs
+            .iter()
+            .all(|input| modified(input).is_some_and(|changed| changed < built)),
+        None => false,
+    }
 }

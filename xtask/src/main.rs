@@ -40,11 +40,6 @@ const GUESTS: &[&str] = &[
     "adversary",
 ];
 
-/// Guests in JavaScript, built with ComponentizeJS (npm): name, directory,
-/// source file. They need Node.js and npm, which the CI machines have.
-const JS_GUESTS: &[(&str, &str, &str)] =
-    &[("grayscale-js", "examples/grayscale-js", "grayscale.js")];
-
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// Debian packages the tests use to make and check media.
@@ -262,12 +257,11 @@ fn install_debian_packages(missing: &[&str]) -> Result {
         .env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
-/// Every guest: Rust, JavaScript, and the other languages whose toolchain
-/// is here (made components by `sandstream`, so it is built first).
+/// Every guest: Rust, then the other languages whose toolchain is here
+/// (made components by `sandstream`, so it is built first).
 fn guests() -> Result {
     let out = target_dir().join("guests");
     rust_guests(&out, GUESTS)?;
-    js_guests(&out)?;
     cargo(&["build", "--release", "--quiet", "-p", "sandstream"])?;
     languages::build(&out, &target_dir().join("release").join("sandstream"))?;
     eprintln!("guests built into {}", out.display());
@@ -303,61 +297,6 @@ fn rust_guests(out: &Path, names: &[&str]) -> Result {
         std::fs::copy(built, &dest).map_err(|e| format!("copying to {}: {e}", dest.display()))?;
     }
     Ok(())
-}
-
-/// Builds the JavaScript guests, unless they are newer than everything they
-/// are made from (ComponentizeJS takes ~10 s a guest).
-fn js_guests(out: &Path) -> Result {
-    if !on_path("node") || !on_path("npm") {
-        eprintln!(
-            "warning: node and npm not found: the JavaScript guests are not built, and the \
-             tests that run them will fail (install Node.js 20)"
-        );
-        return Ok(());
-    }
-    for (name, dir, source) in JS_GUESTS {
-        let dest = out.join(format!("{name}.wasm"));
-        let inputs = [
-            root().join(dir).join(source),
-            root().join(dir).join("build.mjs"),
-            root().join(dir).join("package-lock.json"),
-            root().join("wit/sandstream.wit"),
-        ];
-        if is_newer_than_all(&dest, &inputs) {
-            continue;
-        }
-        // npm writes this last: its absence means no or a broken install.
-        if !root()
-            .join(dir)
-            .join("node_modules/.package-lock.json")
-            .is_file()
-        {
-            run(Command::new("npm").args([
-                "ci",
-                "--no-audit",
-                "--no-fund",
-                "--loglevel=error",
-                "--prefix",
-                dir,
-            ]))?;
-        }
-        let script = format!("{dir}/build.mjs");
-        let source = format!("{dir}/{source}");
-        run(Command::new("node")
-            .args([script.as_str(), source.as_str(), "wit"])
-            .arg(&dest))?;
-    }
-    Ok(())
-}
-
-fn is_newer_than_all(output: &Path, inputs: &[PathBuf]) -> bool {
-    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    match modified(output) {
-        Some(built) => inputs
-            .iter()
-            .all(|input| modified(input).is_some_and(|changed| changed < built)),
-        None => false,
-    }
 }
 
 fn test() -> Result {
