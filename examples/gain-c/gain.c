@@ -28,7 +28,9 @@ bool exports_sandstream_av_setup_configure(ss_config_t *config, ss_formats_t *fo
         return false; /* err says: setting `gain`: cannot read "loud" as f32 */
     }
     if (!isfinite(gain)) {
-        return ss_fail(err, "setting `gain` must be a finite number, got %g", gain);
+        /* As Rust prints it: inf, -inf or NaN. */
+        const char *shown = isnan(gain) ? "NaN" : gain < 0 ? "-inf" : "inf";
+        return ss_fail(err, "setting `gain` must be a finite number, got %s", shown);
     }
     if (formats->audio.is_some) {
         const sandstream_av_types_audio_format_t *audio = &formats->audio.val;

@@ -10,7 +10,7 @@
  * both have extern "C" guards: the three exports below keep C linkage
  * because effect.h declares them first. No exceptions, no RTTI.
  *
- * Build: ./build.sh (zig c++ for wasm32-wasi, then `sandstream componentize`).
+ * Build: ./build.sh (clang++ for wasm32-wasi, then `sandstream componentize`).
  * Run:   sandstream run gain-cpp.wasm --audio-in tone:440 \
  *            --audio-out file:out.wav --set gain=0.5 --duration 2
  */

@@ -2,7 +2,6 @@ module sandstream.dev/examples/gain-go
 
 go 1.24
 
+// Written by `sandstream bindings --lang go` at build time (see build.sh):
+// no download, no go.sum entry.
 require sandstream.dev/sandstream v0.0.0
-
-// The SDK is in this repository: no download, no go.sum entry.
-replace sandstream.dev/sandstream => ../../guest-sdk/go

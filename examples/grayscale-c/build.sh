@@ -15,10 +15,10 @@ BUILD=${BUILD_DIR:-build}
 mkdir -p "$BUILD"
 # The bindings of the world (effect.h, effect.c) and the helper sandstream.h.
 "$SANDSTREAM" -q bindings --lang c --world "$WORLD" "$BUILD"
-# A core module: a reactor (no main), SIMD on, function names kept for
-# backtraces, debug info left out.
+# A core module: a reactor (no main), SIMD on. (`sandstream componentize`
+# drops the debug info, keeping function names for backtraces.)
 "$CC" --target=wasm32-wasi --sysroot="${WASI_SYSROOT:-/usr}" -mexec-model=reactor \
-    -O2 -msimd128 -Wall -Wextra -Werror -Wl,--strip-debug -I"$BUILD" \
+    -O2 -msimd128 -Wall -Wextra -Werror -I"$BUILD" \
     grayscale.c "$BUILD/effect.c" "$BUILD/effect_component_type.o" -o "$BUILD/core.wasm"
 # The component: the world's types embedded, WASI preview 1 adapted.
 "$SANDSTREAM" -q componentize "$BUILD/core.wasm" --world "$WORLD" -o "$OUT"

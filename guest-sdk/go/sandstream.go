@@ -30,6 +30,12 @@
 // memory, and the effect processes them in place, with no allocation and no
 // copy per call. All the WebAssembly detail (export names, the canonical
 // ABI, memory the host writes into) stays in abi.go.
+//
+// An effect may allocate, use maps, fmt and the rest of the standard
+// library: the garbage collector may run during any call and that is
+// harmless. Allocating in ProcessAudio/ProcessVideo only costs time, on a
+// deadline. A panic prints its stack trace to the host log (stderr) and
+// traps: the host counts a fault and restarts the effect.
 package sandstream
 
 import "strconv"

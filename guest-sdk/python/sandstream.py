@@ -9,21 +9,27 @@ of them and takes away the boilerplate:
     failing `configure` needs no code of its own;
   - f32() and fmt_f32(): Python floats are f64; these round to f32 and print
     an f32 the way Rust does, so results match the Rust examples bit for bit;
-  - trace() ... error(): one line in the host's log.
+  - trace() ... error(): one line in the host's log;
+  - mapped_buffer(): a buffer that stays put, for the mapped worlds, where
+    the host writes each block or frame straight into the effect's memory.
 
-Bundle it with `componentize-py ... componentize app -p . -p guest-sdk/python`.
-It works with every Sandstream world (they all import `log`).
+componentize-py bundles it into the component when its directory is on the
+module path (the examples' build.sh copies it beside app.py). It works with
+every Sandstream world: all of them import `log` and `types`.
 """
 
 import math
 import re
 import struct
+from array import array
 from decimal import Decimal
 
 from componentize_py_types import Err
 from wit_world.imports.log import Level, log
+from wit_world.imports.types import Buffers, Outcome, Region
 
-__all__ = ["Config", "Err", "f32", "fmt_f32", "trace", "debug", "info", "warn", "error"]
+__all__ = ["Config", "Err", "f32", "fmt_f32", "trace", "debug", "info", "warn", "error",
+           "mapped_buffer", "KEEP", "DROP"]
 
 
 # ---- Logging ---------------------------------------------------------------
@@ -48,6 +54,30 @@ def error(message):
     log(Level.ERROR, str(message))
 
 
+# ---- Buffers of the mapped worlds -----------------------------------------
+
+# What a mapped `process` returns: keep the output buffer, or drop the item.
+KEEP = Outcome.KEEP
+DROP = Outcome.DROP
+
+
+def mapped_buffer(count, typecode="B"):
+    """A zeroed buffer of `count` items in this instance's memory, as a
+    writable memoryview, and the Buffers that `prepare` returns for it (one
+    region for input and output: the effect works in place).
+
+    typecode is the array module's: "B" for RGBA8 frames, "f" for f32
+    samples. The host writes into the buffer on every call, so it must never
+    move: CPython does not move objects, and refuses to resize an array while
+    a view of it exists. Keep the view for the life of the instance.
+    """
+    items = array(typecode, bytes(count * array(typecode).itemsize))
+    view = memoryview(items)
+    address, _ = items.buffer_info()
+    region = Region(address, view.nbytes)
+    return view, Buffers(region, region)
+
+
 # ---- f32 -------------------------------------------------------------------
 
 _F32 = struct.Struct("<f")
@@ -57,9 +87,11 @@ _U32 = struct.Struct("<I")
 def f32(x):
     """`x` rounded to the nearest f32 (ties to even), as Rust's `x as f32`.
 
-    The product of two f32 values is exact in a Python float, so `f32(a * b)`
-    is bit for bit Rust's `a * b` on f32 (the same holds for + and -). Lists
-    of floats returned to the host are rounded this way on the way out.
+    For f32 values a and b, f32(a * b), f32(a + b), f32(a - b) and
+    f32(a / b) are bit for bit Rust's f32 arithmetic (a product is exact in
+    a Python float; for the others a float is precise enough that rounding
+    twice does no harm). Floats in a list returned to the host, or stored in
+    an array("f"), are rounded this way on the way out.
     """
     try:
         return _F32.unpack(_F32.pack(x))[0]
@@ -121,7 +153,11 @@ def _parse_int(pattern, low, high):
     def parse(text):
         if not pattern.fullmatch(text):
             return None
-        value = int(text)
+        digits = text.lstrip("+-").lstrip("0")
+        if len(digits) > 20:  # out of range (and int() refuses 4300 digits)
+            return None
+        value = int(digits or "0")
+        value = -value if text[0] == "-" else value
         return value if low <= value <= high else None
     return parse
 

@@ -6,6 +6,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use devices::{DeviceArgs, DevicesArgs};
 use sandstream::config_file::{ConfigFile, OneOrMany};
+use sandstream::growth;
 use sandstream::guest::sandbox::{self, EpochTicker, LoadLimits};
 use sandstream::guest::{
     CompileCache, DataPath, FaultPolicy, GuestProgram, SandboxPolicy, StreamFormats, engine_for,
@@ -309,6 +310,11 @@ struct CheckArgs {
     /// Configuration to try the guest's configure with (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     set: Vec<(String, String)>,
+    /// Blocks and frames to send through the guest, to measure how much
+    /// its memory grows per call (0: none). A guest that would reach its
+    /// memory cap within an hour of stream is reported as leaking.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    calls: usize,
     #[command(flatten)]
     cache: CacheArgs,
     #[command(flatten)]
@@ -810,7 +816,7 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
     };
     let _ticker = ticker_for(&program, false)?;
     let policy = SandboxPolicy::default();
-    let instance = program
+    let mut instance = program
         .prepare(&policy, sandbox::SETUP_DEADLINE, &args.set, &formats)
         .map_err(|error| anyhow::anyhow!("guest {} {error}", program.name()))?;
     if world.processes_audio() {
@@ -824,6 +830,37 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
         instance.memory_used() >> 10,
         policy.memory_limit >> 20
     );
-    println!("  would run: yes (instantiated and configured)");
+    if args.calls == 0 {
+        println!("  would run: yes (instantiated and configured)");
+        return Ok(());
+    }
+    // Calls under the deadlines of an offline run.
+    instance.set_budget(sandbox::OFFLINE_DEADLINE);
+    let failed = |fault| anyhow::anyhow!("guest {} {fault} while being called", program.name());
+    let cap = policy.memory_limit;
+    let mut leaks = Vec::new();
+    if let Some((format, block)) = formats.audio {
+        let growth = growth::audio(&mut instance, format, block, args.calls, cap);
+        leaks.push(growth.map_err(failed)?);
+    }
+    if let Some(format) = formats.video {
+        leaks.push(growth::video(&mut instance, format, args.calls, cap).map_err(failed)?);
+    }
+    for growth in &leaks {
+        println!("  {growth}");
+    }
+    if leaks.iter().any(growth::Growth::leaks) {
+        tracing::warn!(
+            "guest {} leaks memory: in a run the host replaces its instance with a fresh one \
+             each time it holds three quarters of its cap (state carried when it offers it), \
+             which costs a new instance each time; fix the leak (docs/LANGUAGES.md lists the \
+             toolchains known to leak)",
+            program.name()
+        );
+    }
+    println!(
+        "  would run: yes (instantiated, configured and called {} times per stream)",
+        args.calls
+    );
     Ok(())
 }

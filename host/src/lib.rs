@@ -24,6 +24,7 @@ pub mod clock;
 pub mod colour;
 pub mod config_file;
 pub mod device;
+pub mod growth;
 pub mod guest;
 pub mod lifecycle;
 pub mod media;

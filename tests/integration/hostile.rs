@@ -212,6 +212,51 @@ fn trap_on_the_nth_call() {
     assert!(run.count("traps") >= 1);
 }
 
+/// At `-v` a trap comes with the guest's functions that led to it, named
+/// from its name section; without it, the one-line warning only.
+#[test]
+fn a_trap_is_reported_with_its_wasm_backtrace_at_verbose() {
+    let path = s(&guest("hostile"));
+    let log = |level: &str, flag: &str| {
+        let args = [
+            "run",
+            &path,
+            flag,
+            "--audio-in",
+            "tone:440",
+            "--audio-out",
+            "null",
+            "--duration",
+            "0.1",
+            "--set",
+            "mode=trap",
+        ];
+        measured_at(level, &args, b"").log
+    };
+    let verbose = log("debug", "-v");
+    let frames: Vec<&str> = verbose
+        .lines()
+        .skip_while(|line| !line.contains("wasm backtrace:"))
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .collect();
+    assert!(
+        frames.first().is_some_and(|f| f.contains(
+            "hostile.wasm!<hostile::Hostile as sandstream_guest::Effect>::process_audio"
+        )),
+        "{verbose}"
+    );
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.contains("sandstream:av/mapped-audio@0.1.0#process")),
+        "{verbose}"
+    );
+    let plain = log("info", "--no-status");
+    assert!(plain.contains("trapped: wasm trap"), "{plain}");
+    assert!(!plain.contains("wasm backtrace"), "{plain}");
+}
+
 #[test]
 fn a_guest_panic_message_reaches_the_log() {
     let run = run_hostile("panic", &["--set", "nth=3"]);

@@ -4,30 +4,9 @@
 //! data path its world promises.
 
 use crate::common::*;
+use crate::templates::{GAINS, GRAYSCALES};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-/// A template and how its samples or pixels travel.
-struct Template {
-    name: &'static str,
-    world: &'static str,
-    mapped: bool,
-}
-
-/// The `gain` examples, checked against the Rust `gain`.
-const GAINS: &[Template] = &[Template {
-    name: "gain-c",
-    world: "audio-effect-mapped",
-    mapped: true,
-}];
-
-/// The `grayscale` examples, checked against the Rust `grayscale`
-/// (JavaScript's is in `mapped.rs`).
-const GRAYSCALES: &[Template] = &[Template {
-    name: "grayscale-c",
-    world: "video-effect-mapped",
-    mapped: true,
-}];
+use std::process::Command;
 
 /// Runs the guest at `path` offline and returns its summary.
 fn run(path: &Path, args: &[&str]) -> String {
@@ -213,50 +192,6 @@ fn check_names_each_templates_world_and_data_path() {
     }
 }
 
-/// A minute in real time, every audio template at once (they take little
-/// CPU each): no guest faults.
-#[test]
-fn every_gain_template_runs_a_minute_in_real_time_without_a_fault() {
-    let runs: Vec<_> = GAINS
-        .iter()
-        .map(|template| {
-            let child = Command::new(env!("CARGO_BIN_EXE_sandstream"))
-                .args(["run", "-q"])
-                .arg(guest(template.name))
-                .args([
-                    "--audio-in",
-                    "tone:440",
-                    "--audio-out",
-                    "null",
-                    "--realtime",
-                    "--block",
-                    "512",
-                    "--duration",
-                    "60",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            (template.name, child)
-        })
-        .collect();
-    for (name, child) in runs {
-        let output = child.wait_with_output().unwrap();
-        let report = stderr(&output);
-        assert!(output.status.success(), "{name}: {report}");
-        // 60 s of 512-frame blocks at 48 kHz. A loaded machine may make
-        // the host skip late blocks (counted, not faults): at most 1 %.
-        assert!(
-            report.contains("5625 blocks (2880000 frames) in"),
-            "{name}: {report}"
-        );
-        let out = number_after(&report, "in, ").unwrap();
-        assert!(out >= 5569.0, "{name}: {report}");
-        assert!(!report.contains("guest faults"), "{name}: {report}");
-    }
-}
-
 /// The target directory: where `cargo xtask` put the guests' toolchains
 /// (first on `PATH` for the projects' builds), and where Rust projects keep
 /// their builds.
@@ -333,6 +268,26 @@ fn new_rust_projects_build_and_match_the_examples() {
 #[test]
 fn new_c_projects_build_and_match_the_examples() {
     new_projects_match_the_examples("c", &["audio", "video"]);
+}
+
+#[test]
+fn new_cpp_projects_build_and_match_the_examples() {
+    new_projects_match_the_examples("cpp", &["audio", "video"]);
+}
+
+#[test]
+fn new_zig_projects_build_and_match_the_examples() {
+    new_projects_match_the_examples("zig", &["audio", "video"]);
+}
+
+#[test]
+fn new_go_projects_build_and_match_the_examples() {
+    new_projects_match_the_examples("go", &["audio", "video"]);
+}
+
+#[test]
+fn new_python_projects_build_and_match_the_examples() {
+    new_projects_match_the_examples("python", &["audio", "video"]);
 }
 
 #[test]

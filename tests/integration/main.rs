@@ -21,4 +21,5 @@ mod malformed;
 mod mapped;
 mod observability;
 mod sandbox;
+mod templates;
 mod video;

@@ -16,6 +16,7 @@
 #[path = "../integration/common.rs"]
 #[allow(dead_code)]
 mod common;
+mod languages;
 mod video;
 
 use common::*;

@@ -14,7 +14,7 @@ use std::process::Command;
 /// A language's toolchain.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Toolchain {
-    /// Debian's clang, wasm-ld and wasi-libc.
+    /// Debian's clang, wasm-ld, wasi-libc and libc++ (C and C++).
     C,
     /// Zig from PyPI (`zig cc`, `zig c++` and Zig itself).
     Zig,
@@ -30,6 +30,14 @@ pub enum Toolchain {
 pub const GUESTS: &[(&str, &str, Toolchain)] = &[
     ("gain-c", "examples/gain-c", Toolchain::C),
     ("grayscale-c", "examples/grayscale-c", Toolchain::C),
+    ("gain-cpp", "examples/gain-cpp", Toolchain::C),
+    ("grayscale-cpp", "examples/grayscale-cpp", Toolchain::C),
+    ("gain-zig", "examples/gain-zig", Toolchain::Zig),
+    ("grayscale-zig", "examples/grayscale-zig", Toolchain::Zig),
+    ("gain-go", "examples/gain-go", Toolchain::Go),
+    ("grayscale-go", "examples/grayscale-go", Toolchain::Go),
+    ("gain-py", "examples/gain-py", Toolchain::Python),
+    ("grayscale-py", "examples/grayscale-py", Toolchain::Python),
     (
         "grayscale-js",
         "examples/grayscale-js",
@@ -46,6 +54,12 @@ pub const C_PACKAGES: &[(&str, &str)] = &[
     (
         "/usr/lib/llvm-14/lib/clang/14.0.6/lib/wasi/libclang_rt.builtins-wasm32.a",
         "libclang-rt-14-dev-wasm32",
+    ),
+    // C++: libc++ for wasm32.
+    ("/usr/lib/wasm32-wasi/libc++.a", "libc++-14-dev-wasm32"),
+    (
+        "/usr/lib/wasm32-wasi/libc++abi.a",
+        "libc++abi-14-dev-wasm32",
     ),
 ];
 

@@ -4,8 +4,10 @@
 //!
 //! C, C++ and Zig share the C bindings of wit-bindgen (the generator
 //! crate, no CLI to install), renamed to `effect.h`/`effect.c` whatever the
-//! world, plus our thin helper `sandstream.h`. Python and JavaScript
-//! toolchains generate their own bindings from the WIT file, written as is.
+//! world, plus our thin helper `sandstream.h` (and `sandstream.zig`). Go
+//! gets the SDK module `sandstream/`, whose canonical-ABI glue is written by
+//! hand. Python and JavaScript toolchains generate their own bindings from
+//! the WIT file, written as is (with `sandstream.py` for Python).
 
 use super::componentize::{WIT, WIT_FILE, resolve_world};
 use anyhow::{Context as _, bail};
@@ -14,13 +16,28 @@ use std::path::{Path, PathBuf};
 
 /// The helper every C-family guest includes (config, errors, logging).
 const SANDSTREAM_H: &str = include_str!("../../../guest-sdk/c/sandstream.h");
+/// Zig's helper, over the same C bindings.
+const SANDSTREAM_ZIG: &str = include_str!("../../../guest-sdk/zig/sandstream.zig");
+/// Python's helper, bundled into the component by componentize-py.
+const SANDSTREAM_PY: &str = include_str!("../../../guest-sdk/python/sandstream.py");
+/// The Go SDK: a module of its own, the canonical ABI written by hand.
+const GO_SDK: &[(&str, &str)] = &[
+    ("go.mod", include_str!("../../../guest-sdk/go/go.mod")),
+    (
+        "sandstream.go",
+        include_str!("../../../guest-sdk/go/sandstream.go"),
+    ),
+    ("config.go", include_str!("../../../guest-sdk/go/config.go")),
+    ("abi.go", include_str!("../../../guest-sdk/go/abi.go")),
+    ("other.go", include_str!("../../../guest-sdk/go/other.go")),
+];
 
 /// Languages with bindings of their own.
-pub const LANGUAGES: &[&str] = &["c", "cpp", "zig", "python", "js"];
+pub const LANGUAGES: &[&str] = &["c", "cpp", "zig", "go", "python", "js"];
 
 #[derive(Debug, Args)]
 pub struct BindingsArgs {
-    /// c, cpp, zig, python or js.
+    /// c, cpp, zig, go, python or js.
     #[arg(long)]
     lang: String,
     /// The world, e.g. `audio-effect-mapped`.
@@ -43,21 +60,35 @@ pub fn bindings_command(args: &BindingsArgs) -> anyhow::Result<()> {
 /// # Errors
 /// An unknown language or world, or a file that cannot be written.
 pub fn write_bindings(lang: &str, world: &str, dir: &Path) -> anyhow::Result<Vec<String>> {
+    let text = |name: &str, contents: &str| (name.to_string(), contents.as_bytes().to_vec());
     let files = match lang {
         "c" | "cpp" | "zig" => {
             let mut files = c_bindings(world)?;
-            files.push(("sandstream.h".into(), SANDSTREAM_H.as_bytes().to_vec()));
+            files.push(text("sandstream.h", SANDSTREAM_H));
+            if lang == "zig" {
+                files.push(text("sandstream.zig", SANDSTREAM_ZIG));
+            }
             files
         }
-        "python" | "js" => {
-            // Checked here so an unknown world fails now, not in the
-            // language's own toolchain.
+        "go" => {
+            // The SDK exports every mapped interface; `componentize` keeps
+            // the world's. Checked here so an unknown world fails now.
             resolve_world(world)?;
-            vec![(WIT_FILE.to_string(), WIT.as_bytes().to_vec())]
+            (GO_SDK.iter())
+                .map(|(name, contents)| text(&format!("sandstream/{name}"), contents))
+                .collect()
+        }
+        "python" | "js" => {
+            resolve_world(world)?;
+            let mut files = vec![text(WIT_FILE, WIT)];
+            if lang == "python" {
+                files.push(text("sandstream.py", SANDSTREAM_PY));
+            }
+            files
         }
         other => bail!(
             "no bindings for language `{other}`; the languages are {} (Rust uses the \
-             sandstream-guest crate, Go the guest-sdk/go package)",
+             sandstream-guest crate)",
             LANGUAGES.join(", ")
         ),
     };

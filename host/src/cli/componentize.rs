@@ -104,7 +104,7 @@ pub fn componentize(module: &[u8], world: &str) -> anyhow::Result<Vec<u8>> {
         );
     }
     let (resolve, id) = resolve_world(world)?;
-    let mut module = module.to_vec();
+    let mut module = without_debug_info(module)?;
     wit_component::embed_component_metadata(&mut module, &resolve, id, StringEncoding::UTF8)?;
     let mut encoder = ComponentEncoder::default();
     encoder.validate(true);
@@ -122,6 +122,53 @@ pub fn componentize(module: &[u8], world: &str) -> anyhow::Result<Vec<u8>> {
     })
 }
 
+/// The module without its DWARF sections (`.debug_*`), which can be most
+/// of a C or Zig build and which the host never reads; the `name` section
+/// stays, for trap backtraces. Toolchains that cannot drop one without the
+/// other (Zig's linker) need nothing more.
+///
+/// # Errors
+/// A section header that runs past the end of the module.
+fn without_debug_info(module: &[u8]) -> anyhow::Result<Vec<u8>> {
+    const HEADER: usize = 8;
+    let mut kept = module[..HEADER].to_vec();
+    let mut at = HEADER;
+    while at < module.len() {
+        let start = at;
+        let id = module[at];
+        let (size, size_len) = leb128_u32(&module[at + 1..])?;
+        let body = at + 1 + size_len;
+        let end = body
+            .checked_add(size as usize)
+            .filter(|end| *end <= module.len())
+            .context("a section runs past the end of the module (truncated?)")?;
+        let is_debug = id == 0
+            && leb128_u32(&module[body..end]).is_ok_and(|(name_len, len_len)| {
+                module[body + len_len..end].starts_with(b".debug_")
+                    && name_len as usize <= end - body - len_len
+            });
+        if !is_debug {
+            kept.extend_from_slice(&module[start..end]);
+        }
+        at = end;
+    }
+    Ok(kept)
+}
+
+/// An unsigned LEB128 number at the start of `bytes`, and its length.
+fn leb128_u32(bytes: &[u8]) -> anyhow::Result<(u32, usize)> {
+    let mut value: u64 = 0;
+    for (i, byte) in bytes.iter().take(5).enumerate() {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return u32::try_from(value)
+                .map(|v| (v, i + 1))
+                .context("a section size over 4 GiB");
+        }
+    }
+    bail!("a malformed section size (truncated module?)")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +182,21 @@ mod tests {
         let err = resolve_world("audio-mapped").unwrap_err().to_string();
         assert!(err.contains("unknown world `audio-mapped`"), "{err}");
         assert!(err.contains("video-effect-mapped-stateful"), "{err}");
+    }
+
+    #[test]
+    fn debug_sections_are_dropped_and_names_kept() {
+        let module = wat::parse_str(
+            "(module (@custom \".debug_info\" \"dwarf\") (func $kept) (@custom \"other\" \"x\"))",
+        )
+        .unwrap();
+        let stripped = without_debug_info(&module).unwrap();
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        assert!(text(&module).contains(".debug_info"));
+        assert!(!text(&stripped).contains(".debug_info"));
+        assert!(text(&stripped).contains("other") && text(&stripped).contains("kept"));
+        wasmtime::Module::validate(&wasmtime::Engine::default(), &stripped).unwrap();
+        assert!(without_debug_info(&module[..module.len() - 1]).is_err());
     }
 
     #[test]

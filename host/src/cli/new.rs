@@ -32,55 +32,60 @@ macro_rules! example_file {
     };
 }
 
+/// A template made of an example's own files (its build.sh among them).
+macro_rules! template {
+    ($lang:literal, $world:literal, $example:literal, [$($file:literal),+ $(,)?]) => {
+        Template {
+            lang: $lang,
+            world: $world,
+            example: $example,
+            files: &[$(example_file!($example, $file)),+],
+        }
+    };
+}
+
 const TEMPLATES: &[Template] = &[
-    Template {
-        lang: "rust",
-        world: "audio",
-        example: "gain",
-        files: &[example_file!("gain", "src/lib.rs")],
-    },
-    Template {
-        lang: "rust",
-        world: "video",
-        example: "grayscale",
-        files: &[example_file!("grayscale", "src/lib.rs")],
-    },
-    Template {
-        lang: "rust",
-        world: "av",
-        example: "level-meter",
-        files: &[example_file!("level-meter", "src/lib.rs")],
-    },
-    Template {
-        lang: "c",
-        world: "audio",
-        example: "gain-c",
-        files: &[
-            example_file!("gain-c", "gain.c"),
-            example_file!("gain-c", "build.sh"),
-        ],
-    },
-    Template {
-        lang: "c",
-        world: "video",
-        example: "grayscale-c",
-        files: &[
-            example_file!("grayscale-c", "grayscale.c"),
-            example_file!("grayscale-c", "build.sh"),
-        ],
-    },
-    Template {
-        lang: "js",
-        world: "video",
-        example: "grayscale-js",
-        files: &[
-            example_file!("grayscale-js", "grayscale.js"),
-            example_file!("grayscale-js", "build.mjs"),
-            example_file!("grayscale-js", "build.sh"),
-            example_file!("grayscale-js", "package.json"),
-            example_file!("grayscale-js", "package-lock.json"),
-        ],
-    },
+    // Rust's build files are written by `rust_project`.
+    template!("rust", "audio", "gain", ["src/lib.rs"]),
+    template!("rust", "video", "grayscale", ["src/lib.rs"]),
+    template!("rust", "av", "level-meter", ["src/lib.rs"]),
+    template!("c", "audio", "gain-c", ["gain.c", "build.sh"]),
+    template!("c", "video", "grayscale-c", ["grayscale.c", "build.sh"]),
+    template!("cpp", "audio", "gain-cpp", ["gain.cpp", "build.sh"]),
+    template!(
+        "cpp",
+        "video",
+        "grayscale-cpp",
+        ["grayscale.cpp", "build.sh"]
+    ),
+    template!("zig", "audio", "gain-zig", ["gain.zig", "build.sh"]),
+    template!(
+        "zig",
+        "video",
+        "grayscale-zig",
+        ["grayscale.zig", "build.sh"]
+    ),
+    template!("go", "audio", "gain-go", ["main.go", "go.mod", "build.sh"]),
+    template!(
+        "go",
+        "video",
+        "grayscale-go",
+        ["main.go", "go.mod", "build.sh"]
+    ),
+    template!("python", "audio", "gain-py", ["app.py", "build.sh"]),
+    template!("python", "video", "grayscale-py", ["app.py", "build.sh"]),
+    template!(
+        "js",
+        "video",
+        "grayscale-js",
+        [
+            "grayscale.js",
+            "build.mjs",
+            "build.sh",
+            "package.json",
+            "package-lock.json"
+        ]
+    ),
 ];
 
 #[derive(Debug, Args)]

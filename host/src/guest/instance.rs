@@ -11,7 +11,7 @@ use super::sandbox::{Budget, InstanceLimits, TEXT_TRANSFER_BYTES, WaitLimit};
 use super::wasi::BlockedInHostCall;
 use super::{StreamFormats, StreamPath};
 use crate::lifecycle::{self, AudioCall, Fault, Processed, VideoCall};
-use crate::text::{ERROR_BYTES, GuestText};
+use crate::text::{ERROR_BYTES, GuestText, LINE_BYTES};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -253,9 +253,30 @@ pub(super) fn classify(
     } else {
         Fault::Trap {
             detail: trap_summary(error),
+            backtrace: wasm_backtrace(error),
         }
     }
 }
+
+/// The guest frames of a trap, one per line, innermost first: wasmtime's
+/// account (function names from the guest's name section, demangled),
+/// each line made safe to show.
+fn wasm_backtrace(error: &wasmtime::Error) -> Option<String> {
+    let backtrace = error.downcast_ref::<wasmtime::WasmBacktrace>()?;
+    let lines: Vec<String> = backtrace
+        .to_string()
+        .lines()
+        .map(str::trim)
+        // Frames only ("0: 0x52d4 - gain.wasm!process"), not the heading.
+        .filter(|line| line.starts_with(|c: char| c.is_ascii_digit()))
+        .map(|line| GuestText::new(line, LINE_BYTES).to_string())
+        .take(MAX_BACKTRACE_FRAMES)
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+/// Frames shown of a trap's backtrace (a deep recursion has thousands).
+const MAX_BACKTRACE_FRAMES: usize = 32;
 
 /// wasmtime refuses to copy more than the store's "hostcall fuel" in one
 /// transfer with an error of a private type; its message is the only way
@@ -317,5 +338,9 @@ impl lifecycle::Instance for GuestInstance {
     fn restore(&mut self, state: &[u8], budget: Duration) -> Result<(), Fault> {
         self.set_budget(budget);
         GuestInstance::restore(self, state)
+    }
+
+    fn memory_used(&self) -> usize {
+        GuestInstance::memory_used(self)
     }
 }

@@ -247,6 +247,7 @@ impl GuestProgram {
             opened.map_err(|err| {
                 failed(crate::lifecycle::Fault::Trap {
                     detail: format!("cannot grant {}: {err:#}", host.display()),
+                    backtrace: None,
                 })
             })?;
         }
@@ -318,7 +319,19 @@ impl GuestProgram {
         formats: &StreamFormats,
     ) -> Result<GuestInstance, SetupError> {
         let mut instance = self.instantiate_with(&policy.grants, policy.memory_limit, budget)?;
-        let failed = |call| move |fault| SetupError { call, fault };
+        let failed = |call: CallKind| {
+            move |fault: crate::lifecycle::Fault| {
+                if let Some(backtrace) = fault.backtrace() {
+                    tracing::debug!(
+                        "guest {} trapped in {}; wasm backtrace:\n  {}",
+                        self.name,
+                        call.name(),
+                        backtrace.replace('\n', "\n  ")
+                    );
+                }
+                SetupError { call, fault }
+            }
+        };
         instance
             .configure(config, formats)
             .map_err(failed(CallKind::Configure))?;

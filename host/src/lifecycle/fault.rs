@@ -49,7 +49,12 @@ pub enum Fault {
     /// The guest hit its memory cap (and trapped).
     OutOfMemory { detail: String },
     /// The call trapped (unreachable, out of bounds, a panic...).
-    Trap { detail: String },
+    /// `backtrace`: the guest's functions at the trap, innermost first,
+    /// sanitized (their names come from the guest), logged at `-v`.
+    Trap {
+        detail: String,
+        backtrace: Option<String>,
+    },
     /// The guest called WASI `exit`.
     Exited { code: i32 },
     /// The guest returned an error message.
@@ -94,6 +99,16 @@ impl Fault {
     }
 }
 
+impl Fault {
+    /// The wasm backtrace of a trap, when there is one.
+    pub fn backtrace(&self) -> Option<&str> {
+        match self {
+            Fault::Trap { backtrace, .. } => backtrace.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -106,7 +121,7 @@ impl fmt::Display for Fault {
                 millis(*budget)
             ),
             Fault::OutOfMemory { detail } => write!(f, "hit its memory limit: {detail}"),
-            Fault::Trap { detail } => write!(f, "trapped: {detail}"),
+            Fault::Trap { detail, .. } => write!(f, "trapped: {detail}"),
             Fault::Exited { code } => write!(f, "called exit({code})"),
             Fault::Reported { message } => write!(f, "returned an error: \"{message}\""),
             Fault::TooLarge { cap } => write!(

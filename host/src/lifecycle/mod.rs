@@ -115,6 +115,9 @@ pub trait Instance: Send + 'static {
     /// # Errors
     /// The fault of the call, or the guest's refusal.
     fn restore(&mut self, state: &[u8], budget: Duration) -> Result<(), Fault>;
+
+    /// Bytes of memory the instance holds (what its memory cap counts).
+    fn memory_used(&self) -> usize;
 }
 
 /// What it takes to make another instance like one that runs: for the real
@@ -199,7 +202,15 @@ pub struct Options {
     pub on_fault: FaultPolicy,
     pub deadlines: Deadlines,
     pub clocking: Clocking,
+    /// An instance holding this many bytes after a call is replaced by a
+    /// fresh one, its state carried over when it offers it: a guest that
+    /// leaks (some toolchains leak a list per call) keeps running instead
+    /// of faulting at its memory cap. `None`: never.
+    pub recycle_at: Option<usize>,
 }
+
+/// Recycles logged in full before they are only counted.
+const LOGGED_RECYCLES: u64 = 3;
 
 /// Fault messages of one kind logged in full before they are only counted.
 const LOGGED_FAULTS: u64 = 5;
@@ -214,6 +225,15 @@ enum Slot<I> {
         ready: Option<Result<I, SetupError>>,
     },
     Quarantined,
+}
+
+/// Why an instance takes over from the running one.
+#[derive(Clone, Copy)]
+enum Installing<'a> {
+    /// A hot swap or a reconfiguration (for the log).
+    Swap(&'a str),
+    /// The running instance reached `Options::recycle_at`.
+    Recycle,
 }
 
 /// Where in the stream a call was made, for messages.
@@ -257,6 +277,9 @@ pub struct Lifecycle<W: Workshop> {
     fade: Option<FadeOut<W::Instance>>,
     /// The input of the current block, for the fading-out guest.
     fade_input: Vec<f32>,
+    /// A fresh instance is on order to replace the running one, which has
+    /// reached `Options::recycle_at`.
+    recycling: bool,
 }
 
 impl<W: Workshop> Lifecycle<W> {
@@ -287,6 +310,7 @@ impl<W: Workshop> Lifecycle<W> {
             crossfade_frames: 0,
             fade: None,
             fade_input: Vec::new(),
+            recycling: false,
         };
         match first {
             Ok(instance) => lifecycle.slot = Slot::Running(instance),
@@ -394,15 +418,60 @@ impl<W: Workshop> Lifecycle<W> {
         };
         let result = call(instance);
         let mapped = instance.last_call_mapped();
+        let memory = instance.memory_used();
         let outcome = match result {
             Ok(Processed::Kept) => Outcome::Kept,
             Ok(Processed::Dropped) => Outcome::DroppedByGuest,
             Err(fault) => {
                 self.on_fault(fault, place, now)?;
-                Outcome::Fallback
+                return Ok((Outcome::Fallback, mapped));
             }
         };
+        if self.options.recycle_at.is_some_and(|at| memory >= at) && !self.recycling {
+            self.recycle(memory, now);
+        }
         Ok((outcome, mapped))
+    }
+
+    /// Replaces an instance that holds too much memory with a fresh one:
+    /// ordered from the workshop live (the old one runs until it comes),
+    /// made here offline.
+    fn recycle(&mut self, memory: usize, now: u64) {
+        let seen = self.counters.recycles.load(Relaxed) + 1;
+        if seen <= LOGGED_RECYCLES {
+            tracing::warn!(
+                "guest {} holds {} MiB after this call, past the {} MiB at which instances are \
+                 recycled: it is replaced by a fresh instance (its state carried over when it \
+                 offers one){}",
+                self.name(),
+                memory >> 20,
+                self.options.recycle_at.unwrap_or_default() >> 20,
+                if seen == LOGGED_RECYCLES {
+                    "; further replacements are only counted"
+                } else {
+                    ""
+                }
+            );
+        }
+        match self.options.clocking {
+            Clocking::RealTime => {
+                self.recycling = self.workshop.order(&self.recipe, self.generation);
+            }
+            Clocking::Offline => match self.workshop.make(&self.recipe) {
+                Ok(fresh) => self.install_recycled(fresh, now),
+                Err(error) => tracing::warn!(
+                    "guest {}: a fresh instance could not be made ({error}): the old one runs on",
+                    self.name()
+                ),
+            },
+        }
+    }
+
+    /// Puts a fresh instance of the same guest in place of the running one.
+    fn install_recycled(&mut self, fresh: W::Instance, now: u64) {
+        self.recycling = false;
+        self.counters.recycles.fetch_add(1, Relaxed);
+        self.install(fresh, self.recipe.clone(), Installing::Recycle, now);
     }
 
     /// Installs swaps and takes restarts the workshop has finished.
@@ -413,7 +482,7 @@ impl<W: Workshop> Lifecycle<W> {
                     instance,
                     recipe,
                     what,
-                } => self.install(instance, recipe, &what, now),
+                } => self.install(instance, recipe, Installing::Swap(&what), now),
                 Ready::Restarted {
                     generation,
                     instance,
@@ -422,6 +491,19 @@ impl<W: Workshop> Lifecycle<W> {
                         if generation == self.generation && ready.is_none() =>
                     {
                         *ready = Some(instance)
+                    }
+                    Slot::Running(_) if generation == self.generation && self.recycling => {
+                        match instance {
+                            Ok(fresh) => self.install_recycled(fresh, now),
+                            Err(error) => {
+                                self.recycling = false;
+                                tracing::warn!(
+                                    "guest {}: a fresh instance could not be made ({error}): \
+                                     the old one runs on",
+                                    self.name()
+                                );
+                            }
+                        }
                     }
                     // Stale (a swap came in between) or not needed anymore.
                     _ => {
@@ -489,6 +571,9 @@ impl<W: Workshop> Lifecycle<W> {
         }
         if seen <= LOGGED_FAULTS {
             tracing::warn!("{message}; output replaced ({:?})", self.options.on_fault);
+            if let Some(backtrace) = fault.backtrace() {
+                tracing::debug!("wasm backtrace:\n  {}", backtrace.replace('\n', "\n  "));
+            }
         } else if seen == LOGGED_FAULTS + 1 {
             tracing::warn!(
                 "guest {}: further faults of this kind are only counted",
@@ -567,11 +652,14 @@ impl<W: Workshop> Lifecycle<W> {
     /// Switches to a swapped-in guest between two blocks: its state is
     /// handed over when both guests offer it, the old instance fades out
     /// or is retired, and fault history and quarantine start over.
-    fn install(&mut self, incoming: W::Instance, recipe: W::Recipe, what: &str, now: u64) {
-        tracing::info!("{what} (guest {})", recipe.guest_name());
+    fn install(&mut self, incoming: W::Instance, recipe: W::Recipe, why: Installing, now: u64) {
         self.generation += 1;
-        self.ledger.clear();
-        self.counters.swaps.fetch_add(1, Relaxed);
+        self.recycling = false;
+        if let Installing::Swap(what) = why {
+            tracing::info!("{what} (guest {})", recipe.guest_name());
+            self.ledger.clear();
+            self.counters.swaps.fetch_add(1, Relaxed);
+        }
         if let Some(fade) = self.fade.take() {
             self.dispose(fade.instance);
         }
@@ -612,7 +700,8 @@ impl<W: Workshop> Lifecycle<W> {
         };
         self.recipe = recipe;
         match old {
-            Some(old) if self.crossfade_frames > 0 => {
+            // A recycled instance is the same guest: no fade.
+            Some(old) if self.crossfade_frames > 0 && matches!(why, Installing::Swap(_)) => {
                 self.fade = Some(FadeOut {
                     instance: old,
                     done: 0,

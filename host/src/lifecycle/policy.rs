@@ -184,6 +184,7 @@ pub(super) mod tests {
     pub(in crate::lifecycle) fn trap() -> Fault {
         Fault::Trap {
             detail: "unreachable".into(),
+            backtrace: None,
         }
     }
 

@@ -23,6 +23,7 @@ struct Script {
     has_state: bool,
     snapshot: fn() -> Result<(), Fault>,
     restore: fn() -> Result<(), Fault>,
+    leaks: bool,
 }
 
 fn halves() -> Script {
@@ -32,6 +33,7 @@ fn halves() -> Script {
         has_state: false,
         snapshot: || Ok(()),
         restore: || Ok(()),
+        leaks: false,
     }
 }
 
@@ -92,6 +94,15 @@ impl Instance for Fake {
         (self.script.restore)()?;
         self.blocks = u64::from_le_bytes(state.try_into().unwrap());
         Ok(())
+    }
+
+    /// A leak of one megabyte per call when the script says so.
+    fn memory_used(&self) -> usize {
+        if self.script.leaks {
+            (self.calls as usize) << 20
+        } else {
+            0
+        }
     }
 }
 
@@ -236,6 +247,7 @@ fn options(on_fault: FaultPolicy, clocking: Clocking) -> Options {
             state: ms(5),
         },
         clocking,
+        recycle_at: Some(10 << 20),
     }
 }
 
@@ -661,4 +673,50 @@ fn a_crossfade_mixes_the_old_guest_out() {
         [1],
         "the old one retired after the fade"
     );
+}
+
+/// A stateful guest that leaks a megabyte a call, recycled at 10 MiB.
+fn leaky() -> Script {
+    Script {
+        has_state: true,
+        leaks: true,
+        ..halves()
+    }
+}
+
+#[test]
+fn a_leaking_instance_is_recycled_live_with_its_state_and_no_lost_block() {
+    let mut h = live(leaky());
+    // Calls 1..=9 stay under 10 MiB; the 10th reaches it and orders a
+    // fresh instance, which takes over at the next block.
+    let out = h.blocks_until(250 * MS);
+    assert!(out.iter().all(|&s| s == 0.5), "no block lost: {out:?}");
+    let report = h.report();
+    assert_eq!(report.recycles, 2, "after calls 10 and 20");
+    assert_eq!(report.faults(), 0);
+    assert_eq!(report.swaps, 0, "recycles are not swaps");
+    assert_eq!(report.states_carried, 2);
+    let Slot::Running(running) = &h.lifecycle.slot else {
+        panic!("running")
+    };
+    assert_eq!(running.blocks, 25, "the state went on across instances");
+    assert_eq!(running.id, 3, "the third instance runs");
+    assert_eq!(h.log.lock().unwrap().retired, vec![1, 2]);
+}
+
+#[test]
+fn offline_a_leaking_instance_is_recycled_in_place() {
+    let mut h = harness(leaky(), options(FaultPolicy::Bypass, Clocking::Offline));
+    let out = h.blocks_until(300 * MS);
+    assert!(out.iter().all(|&s| s == 0.5), "{out:?}");
+    assert_eq!(h.report().recycles, 3, "after calls 10, 20 and 30");
+    assert!(h.log.lock().unwrap().ordered.is_empty(), "made in place");
+}
+
+#[test]
+fn an_instance_that_does_not_grow_is_never_recycled() {
+    let mut h = live(halves());
+    h.blocks_until(SECOND);
+    assert_eq!(h.report().recycles, 0);
+    assert_eq!(h.log.lock().unwrap().made, 1);
 }

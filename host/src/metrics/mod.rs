@@ -88,6 +88,7 @@ pub struct Counters {
     pub nonfinite_samples: AtomicU64,
     pub limited_samples: AtomicU64,
     pub swaps: AtomicU64,
+    pub recycles: AtomicU64,
     pub swap_failures: AtomicU64,
     pub states_carried: AtomicU64,
     pub states_lost: AtomicU64,
@@ -288,6 +289,8 @@ pub struct Report {
     pub limited_samples: u64,
     /// Guests swapped in or reconfigured while running.
     pub swaps: u64,
+    /// Instances replaced because they held too much memory.
+    pub recycles: u64,
     /// Swaps or reconfigurations refused (the running guest stayed).
     pub swap_failures: u64,
     /// Why the last one was refused.
@@ -335,6 +338,7 @@ impl Counters {
             nonfinite_samples: self.nonfinite_samples.load(Relaxed),
             limited_samples: self.limited_samples.load(Relaxed),
             swaps: self.swaps.load(Relaxed),
+            recycles: self.recycles.load(Relaxed),
             swap_failures: self.swap_failures.load(Relaxed),
             last_swap_error: self
                 .last_swap_error
@@ -378,6 +382,14 @@ impl fmt::Display for Report {
                 f,
                 "audio safety: {} NaN/Inf samples silenced, {} samples limited to full scale",
                 self.nonfinite_samples, self.limited_samples
+            )?;
+        }
+        if self.recycles > 0 {
+            writeln!(
+                f,
+                "recycled: {} times, a fresh instance replacing one whose memory had grown past \
+                 three quarters of its cap",
+                self.recycles
             )?;
         }
         if self.swaps + self.swap_failures > 0 {

@@ -493,6 +493,9 @@ impl StreamerBuilder {
             } else {
                 lifecycle::Clocking::Offline
             },
+            // Three quarters: room for the old instance to run on until
+            // the fresh one is ready.
+            recycle_at: Some(self.sandbox.memory_limit / 4 * 3),
         };
         let mut guest = Lifecycle::start(workshop, recipe, first, options, run.counters.clone())?;
         if let Some((format, _)) = formats.audio {
