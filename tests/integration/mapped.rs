@@ -404,6 +404,49 @@ fn bench_times_every_path_beside_a_memcpy() {
     );
 }
 
+/// A path that fails is a row saying how; the other paths are timed and
+/// the command fails at the end.
+#[test]
+fn bench_reports_a_failing_path_and_times_the_others() {
+    let run = sandstream(&[
+        "bench",
+        &s(&guest("adversary")),
+        "--set",
+        "mode=exit",
+        "--set",
+        "in=prepare",
+        "--block",
+        "64",
+        "--width",
+        "64",
+        "--height",
+        "48",
+    ]);
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(1), "{text}");
+    let row = |name: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("no row {name:?} in {text}"))
+            .to_string()
+    };
+    assert!(row("lists (20000 calls)").ends_with('x'), "{text}");
+    assert!(
+        row("mapped ").contains("failed: called exit(1) in mapped-*.prepare"),
+        "{text}"
+    );
+    // The video table still comes after the failed audio row.
+    assert!(
+        row("mapped, filled and read in place").ends_with('x'),
+        "{text}"
+    );
+    assert!(
+        stderr(&run).contains("error: guest adversary.wasm failed on 1 of the paths timed"),
+        "{}",
+        stderr(&run)
+    );
+}
+
 /// The SDK asks for its frame buffer under the memory cap; when it does not
 /// fit, the guest declines the mapped path and the log says why.
 #[test]

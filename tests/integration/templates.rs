@@ -32,6 +32,14 @@ pub const GRAYSCALES: &[Template] = &[
     mapped("grayscale-py", "video-effect-mapped"),
 ];
 
+/// The A/V examples (gain and grayscale in one instance), checked against
+/// both Rust examples.
+pub const AVS: &[Template] = &[
+    mapped("gain-grayscale-c", "av-effect-mapped"),
+    mapped("gain-grayscale-cpp", "av-effect-mapped"),
+    mapped("gain-grayscale-zig", "av-effect-mapped"),
+];
+
 const fn mapped(name: &'static str, world: &'static str) -> Template {
     Template {
         name,

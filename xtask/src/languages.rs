@@ -32,8 +32,23 @@ pub const GUESTS: &[(&str, &str, Toolchain)] = &[
     ("grayscale-c", "examples/grayscale-c", Toolchain::C),
     ("gain-cpp", "examples/gain-cpp", Toolchain::C),
     ("grayscale-cpp", "examples/grayscale-cpp", Toolchain::C),
+    (
+        "gain-grayscale-c",
+        "examples/gain-grayscale-c",
+        Toolchain::C,
+    ),
+    (
+        "gain-grayscale-cpp",
+        "examples/gain-grayscale-cpp",
+        Toolchain::C,
+    ),
     ("gain-zig", "examples/gain-zig", Toolchain::Zig),
     ("grayscale-zig", "examples/grayscale-zig", Toolchain::Zig),
+    (
+        "gain-grayscale-zig",
+        "examples/gain-grayscale-zig",
+        Toolchain::Zig,
+    ),
     ("gain-go", "examples/gain-go", Toolchain::Go),
     ("grayscale-go", "examples/grayscale-go", Toolchain::Go),
     ("gain-py", "examples/gain-py", Toolchain::Python),

@@ -51,6 +51,12 @@ const TEMPLATES: &[Template] = &[
     template!("rust", "av", "level-meter", ["src/lib.rs"]),
     template!("c", "audio", "gain-c", ["gain.c", "build.sh"]),
     template!("c", "video", "grayscale-c", ["grayscale.c", "build.sh"]),
+    template!(
+        "c",
+        "av",
+        "gain-grayscale-c",
+        ["gain_grayscale.c", "build.sh"]
+    ),
     template!("cpp", "audio", "gain-cpp", ["gain.cpp", "build.sh"]),
     template!(
         "cpp",
@@ -58,12 +64,24 @@ const TEMPLATES: &[Template] = &[
         "grayscale-cpp",
         ["grayscale.cpp", "build.sh"]
     ),
+    template!(
+        "cpp",
+        "av",
+        "gain-grayscale-cpp",
+        ["gain_grayscale.cpp", "build.sh"]
+    ),
     template!("zig", "audio", "gain-zig", ["gain.zig", "build.sh"]),
     template!(
         "zig",
         "video",
         "grayscale-zig",
         ["grayscale.zig", "build.sh"]
+    ),
+    template!(
+        "zig",
+        "av",
+        "gain-grayscale-zig",
+        ["gain_grayscale.zig", "build.sh"]
     ),
     template!("go", "audio", "gain-go", ["main.go", "go.mod", "build.sh"]),
     template!(

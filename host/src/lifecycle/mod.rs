@@ -440,11 +440,11 @@ impl<W: Workshop> Lifecycle<W> {
         let seen = self.counters.recycles.load(Relaxed) + 1;
         if seen <= LOGGED_RECYCLES {
             tracing::warn!(
-                "guest {} holds {} MiB after this call, past the {} MiB at which instances are \
-                 recycled: it is replaced by a fresh instance (its state carried over when it \
-                 offers one){}",
+                "guest {} has grown to {:.1} MiB, past {} MiB: a fresh instance replaces it (its \
+                 state carried over when it offers one); memory that keeps growing is a leak \
+                 (`sandstream check` measures it){}",
                 self.name(),
-                memory >> 20,
+                memory as f64 / 1048576.0,
                 self.options.recycle_at.unwrap_or_default() >> 20,
                 if seen == LOGGED_RECYCLES {
                     "; further replacements are only counted"
