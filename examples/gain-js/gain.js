@@ -35,10 +35,14 @@ export const audio = {
   // `samples` is a Float32Array of interleaved samples; a plain gain does
   // not care about channels. Processed in place and returned.
   processAudio(_info, samples) {
-    for (let i = 0; i < samples.length; i++) {
-      // Both factors are f32 values, so their product is exact in an f64;
-      // storing it into the Float32Array rounds it once, as Rust does.
-      samples[i] *= gain;
+    // Both factors are f32 values, so each product is exact in an f64;
+    // storing it into the Float32Array rounds it once, as Rust does. (The
+    // engine interprets this code: with the factor and the length in local
+    // constants the loop takes half the time.)
+    const factor = gain;
+    const n = samples.length;
+    for (let i = 0; i < n; i++) {
+      samples[i] *= factor;
     }
     return samples;
   },

@@ -189,6 +189,33 @@ fn every_gain_template_refuses_a_bad_gain_in_the_rust_sdks_words() {
     }
 }
 
+/// A guest of a `-mapped` world has no list path: asking for lists is an
+/// error that says why, not a silent bypass.
+#[test]
+fn a_mapped_world_guest_refuses_the_list_path_with_the_reason() {
+    let output = sandstream(&[
+        "run",
+        &s(&guest("gain-c")),
+        "--audio-in",
+        "tone:440",
+        "--audio-out",
+        "null",
+        "--duration",
+        "1",
+        "--data-path",
+        "list",
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains(
+            "exports only sandstream:av/mapped-audio@0.1.0 (a -mapped world), whose buffers \
+             cannot be used: --data-path list"
+        ),
+        "{}",
+        stderr(&output)
+    );
+}
+
 #[test]
 fn check_names_each_templates_world_and_data_path() {
     for (template, stream) in GAINS

@@ -80,8 +80,9 @@ impl GuestInstance {
     /// [`Self::video_path`].
     ///
     /// # Errors
-    /// Only a trap or timeout in `prepare` (the guest's own error just means
-    /// lists).
+    /// A trap or timeout in `prepare` (the guest's own error just means
+    /// lists), or [`Fault::NoDataPath`] for a guest of a `-mapped` world
+    /// whose buffers cannot be used (it has no list path).
     pub fn map_buffers(&mut self, formats: &StreamFormats, path: DataPath) -> Result<(), Fault> {
         if path == DataPath::Lists {
             let asked = || Some("--data-path list".to_string());

@@ -288,7 +288,8 @@ impl<W: Workshop> Lifecycle<W> {
     ///
     /// # Errors
     /// The guest's own message when it refuses its configuration (a user
-    /// error: fix the settings); any other setup fault with
+    /// error: fix the settings), or a `-mapped` guest without usable
+    /// buffers; any other setup fault with
     /// `--on-fault stop`. Otherwise a failed setup quarantines the guest
     /// and the stream runs unprocessed.
     pub fn start(
@@ -314,7 +315,14 @@ impl<W: Workshop> Lifecycle<W> {
         };
         match first {
             Ok(instance) => lifecycle.slot = Slot::Running(instance),
-            Err(error) if matches!(error.fault, Fault::Reported { .. }) => {
+            // The user's settings (or `--data-path list` for a guest that
+            // has no lists) are wrong: nothing would run. Say so.
+            Err(error)
+                if matches!(
+                    error.fault,
+                    Fault::Reported { .. } | Fault::NoDataPath { .. }
+                ) =>
+            {
                 anyhow::bail!("guest {} {error}", lifecycle.name())
             }
             Err(error) => {
