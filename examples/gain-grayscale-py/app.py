@@ -66,7 +66,7 @@ class MappedAudio(exports.MappedAudio):
     def prepare(self):
         # The host asks only for the streams it sends, so this is set.
         if audio_buffers is None:
-            raise sandstream.Err("gain-grayscale-py was configured without audio")
+            raise sandstream.Err("the effect was configured without an audio stream")
         return audio_buffers
 
     def process(self, info, samples):
@@ -84,7 +84,7 @@ class MappedAudio(exports.MappedAudio):
 class MappedVideo(exports.MappedVideo):
     def prepare(self):
         if video_buffers is None:
-            raise sandstream.Err("gain-grayscale-py was configured without video")
+            raise sandstream.Err("the effect was configured without a video stream")
         return video_buffers
 
     def process(self, info):

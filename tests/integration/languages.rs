@@ -401,17 +401,17 @@ fn new_zig_projects_build_and_match_the_examples() {
 
 #[test]
 fn new_go_projects_build_and_match_the_examples() {
-    new_projects_match_the_examples("go", &["audio", "video"]);
+    new_projects_match_the_examples("go", &["audio", "video", "av"]);
 }
 
 #[test]
 fn new_python_projects_build_and_match_the_examples() {
-    new_projects_match_the_examples("python", &["audio", "video"]);
+    new_projects_match_the_examples("python", &["audio", "video", "av"]);
 }
 
 #[test]
 fn new_javascript_projects_build_and_match_the_examples() {
-    new_projects_match_the_examples("js", &["video"]);
+    new_projects_match_the_examples("js", &["audio", "video", "av"]);
 }
 
 #[test]

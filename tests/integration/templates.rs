@@ -15,11 +15,8 @@ pub const GAINS: &[Template] = &[
     mapped("gain-cpp", "audio-effect-mapped"),
     mapped("gain-zig", "audio-effect-mapped"),
     mapped("gain-go", "audio-effect-mapped"),
-    Template {
-        name: "gain-py",
-        world: "audio-effect",
-        mapped: false,
-    },
+    lists("gain-py", "audio-effect"),
+    lists("gain-js", "audio-effect"),
 ];
 
 /// The `grayscale` examples, checked against the Rust `grayscale`
@@ -38,6 +35,9 @@ pub const AVS: &[Template] = &[
     mapped("gain-grayscale-c", "av-effect-mapped"),
     mapped("gain-grayscale-cpp", "av-effect-mapped"),
     mapped("gain-grayscale-zig", "av-effect-mapped"),
+    mapped("gain-grayscale-go", "av-effect-mapped"),
+    mapped("gain-grayscale-py", "av-effect-mapped"),
+    lists("gain-grayscale-js", "av-effect"),
 ];
 
 const fn mapped(name: &'static str, world: &'static str) -> Template {
@@ -45,5 +45,13 @@ const fn mapped(name: &'static str, world: &'static str) -> Template {
         name,
         world,
         mapped: true,
+    }
+}
+
+const fn lists(name: &'static str, world: &'static str) -> Template {
+    Template {
+        name,
+        world,
+        mapped: false,
     }
 }

@@ -51,11 +51,27 @@ pub const GUESTS: &[(&str, &str, Toolchain)] = &[
     ),
     ("gain-go", "examples/gain-go", Toolchain::Go),
     ("grayscale-go", "examples/grayscale-go", Toolchain::Go),
+    (
+        "gain-grayscale-go",
+        "examples/gain-grayscale-go",
+        Toolchain::Go,
+    ),
     ("gain-py", "examples/gain-py", Toolchain::Python),
     ("grayscale-py", "examples/grayscale-py", Toolchain::Python),
     (
+        "gain-grayscale-py",
+        "examples/gain-grayscale-py",
+        Toolchain::Python,
+    ),
+    ("gain-js", "examples/gain-js", Toolchain::JavaScript),
+    (
         "grayscale-js",
         "examples/grayscale-js",
+        Toolchain::JavaScript,
+    ),
+    (
+        "gain-grayscale-js",
+        "examples/gain-grayscale-js",
         Toolchain::JavaScript,
     ),
 ];

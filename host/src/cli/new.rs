@@ -90,14 +90,45 @@ const TEMPLATES: &[Template] = &[
         "grayscale-go",
         ["main.go", "go.mod", "build.sh"]
     ),
+    template!(
+        "go",
+        "av",
+        "gain-grayscale-go",
+        ["main.go", "go.mod", "build.sh"]
+    ),
     template!("python", "audio", "gain-py", ["app.py", "build.sh"]),
     template!("python", "video", "grayscale-py", ["app.py", "build.sh"]),
+    template!("python", "av", "gain-grayscale-py", ["app.py", "build.sh"]),
+    template!(
+        "js",
+        "audio",
+        "gain-js",
+        [
+            "gain.js",
+            "build.mjs",
+            "build.sh",
+            "package.json",
+            "package-lock.json"
+        ]
+    ),
     template!(
         "js",
         "video",
         "grayscale-js",
         [
             "grayscale.js",
+            "build.mjs",
+            "build.sh",
+            "package.json",
+            "package-lock.json"
+        ]
+    ),
+    template!(
+        "js",
+        "av",
+        "gain-grayscale-js",
+        [
+            "gain_grayscale.js",
             "build.mjs",
             "build.sh",
             "package.json",
@@ -333,7 +364,15 @@ mod tests {
             err("cobol", "audio").contains("unknown language `cobol`; the languages are rust, c")
         );
         assert!(err("c", "midi").contains("unknown world `midi`; expected audio, video or av"));
-        assert!(err("js", "audio").contains("no audio template for js yet (there is: video)"));
+    }
+
+    #[test]
+    fn every_language_has_a_template_for_every_world() {
+        for lang in LANGUAGES {
+            for world in ["audio", "video", "av"] {
+                find(lang, world).unwrap();
+            }
+        }
     }
 
     #[test]
