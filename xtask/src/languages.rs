@@ -168,6 +168,7 @@ fn link_tools() -> Result {
     let links = [
         ("zig", site_packages.join("ziglang/zig")),
         ("go", venv().join("bin/go")),
+        ("gofmt", site_packages.join("go/bin/gofmt")),
         ("componentize-py", venv().join("bin/componentize-py")),
     ];
     std::fs::create_dir_all(bin_dir()).map_err(|e| format!("creating {:?}: {e}", bin_dir()))?;
@@ -252,4 +253,52 @@ fn is_newer_than_all(output: &Path, inputs: &[PathBuf]) -> bool {
             .all(|input| modified(input).is_some_and(|changed| changed < built)),
         None => false,
     }
+}
+
+/// The Go SDK's own unit tests (its parsers against Rust's rules), run
+/// natively: a few seconds.
+pub fn test_sdks() -> Result {
+    if !available(Toolchain::Go) {
+        return Ok(());
+    }
+    run(&mut go(&["-C", "guest-sdk/go", "test", "./..."]))
+}
+
+/// gofmt and `zig fmt` on the Go and Zig sources (where the tools are).
+pub fn lint() -> Result {
+    let sources = |suffix: &str| -> Vec<PathBuf> {
+        let mut files = files_under(&root().join("guest-sdk"));
+        files.extend(files_under(&root().join("examples")));
+        files.retain(|f| f.extension().is_some_and(|e| e == suffix));
+        files
+    };
+    if available(Toolchain::Go) {
+        let unformatted = Command::new(bin_dir().join("gofmt"))
+            .arg("-l")
+            .args(sources("go"))
+            .output()
+            .map_err(|e| format!("cannot run gofmt: {e}"))?;
+        let listed = String::from_utf8_lossy(&unformatted.stdout);
+        if !listed.trim().is_empty() {
+            return Err(format!("not gofmt-formatted:\n{listed}"));
+        }
+    }
+    if available(Toolchain::Zig) {
+        run(Command::new(bin_dir().join("zig"))
+            .args(["fmt", "--check"])
+            .args(sources("zig")))?;
+    }
+    Ok(())
+}
+
+/// `go` with the settings every build here uses: no network, no other
+/// toolchain.
+fn go(args: &[&str]) -> Command {
+    let mut command = Command::new(bin_dir().join("go"));
+    command
+        .args(args)
+        .env("GOPROXY", "off")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "-buildvcs=false");
+    command
 }

@@ -302,6 +302,7 @@ fn rust_guests(out: &Path, names: &[&str]) -> Result {
 fn test() -> Result {
     setup(true)?;
     guests()?;
+    languages::test_sdks()?;
     // The live-audio tests run against a real sound server of our own,
     // stopped (by PID) when this function returns.
     let server = sound::SoundServer::start(&target_dir())?;
@@ -416,6 +417,7 @@ fn pkg_config_has(library: &str) -> bool {
 
 fn lint() -> Result {
     cargo(&["fmt", "--all", "--", "--check"])?;
+    languages::lint()?;
     library_stays_lean()?;
     cargo(&[
         "clippy",
