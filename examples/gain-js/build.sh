@@ -14,5 +14,8 @@ BUILD=${BUILD_DIR:-build}
 if [ ! -f node_modules/.package-lock.json ]; then
     npm ci --no-audit --no-fund --loglevel=error
 fi
+# The WIT of this host version and the helper sandstream.js, which the
+# effect imports: it is built from a copy beside them.
 "$SANDSTREAM" -q bindings --lang js --world "$WORLD" "$BUILD"
-node build.mjs gain.js "$BUILD/wit" "$WORLD" "$OUT"
+cp gain.js "$BUILD/"
+node build.mjs "$BUILD/gain.js" "$BUILD/wit" "$WORLD" "$OUT"

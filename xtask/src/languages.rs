@@ -216,7 +216,7 @@ fn inputs(dir: &str, toolchain: Toolchain) -> Vec<PathBuf> {
         Toolchain::Zig => "guest-sdk/zig",
         Toolchain::Go => "guest-sdk/go",
         Toolchain::Python => "guest-sdk/python",
-        Toolchain::JavaScript => "wit",
+        Toolchain::JavaScript => "guest-sdk/js",
     };
     let mut files = vec![root().join("wit/sandstream.wit")];
     for dir in [root().join(dir), root().join(helpers)] {

@@ -7,7 +7,7 @@
 //! world, plus our thin helper `sandstream.h` (and `sandstream.zig`). Go
 //! gets the SDK module `sandstream/`, whose canonical-ABI glue is written by
 //! hand. Python and JavaScript toolchains generate their own bindings from
-//! the WIT file, written as is (with `sandstream.py` for Python).
+//! the WIT file, written as is (with `sandstream.py` or `sandstream.js`).
 
 use super::componentize::{WIT, WIT_FILE, resolve_world};
 use anyhow::{Context as _, bail};
@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 const SANDSTREAM_H: &str = include_str!("../../../guest-sdk/c/sandstream.h");
 /// Zig's helper, over the same C bindings.
 const SANDSTREAM_ZIG: &str = include_str!("../../../guest-sdk/zig/sandstream.zig");
+/// JavaScript's helper, imported by the effect.
+const SANDSTREAM_JS: &str = include_str!("../../../guest-sdk/js/sandstream.js");
 /// Python's helper, bundled into the component by componentize-py.
 const SANDSTREAM_PY: &str = include_str!("../../../guest-sdk/python/sandstream.py");
 /// The Go SDK: a module of its own, the canonical ABI written by hand.
@@ -81,9 +83,10 @@ pub fn write_bindings(lang: &str, world: &str, dir: &Path) -> anyhow::Result<Vec
         "python" | "js" => {
             resolve_world(world)?;
             let mut files = vec![text(WIT_FILE, WIT)];
-            if lang == "python" {
-                files.push(text("sandstream.py", SANDSTREAM_PY));
-            }
+            files.push(match lang {
+                "python" => text("sandstream.py", SANDSTREAM_PY),
+                _ => text("sandstream.js", SANDSTREAM_JS),
+            });
             files
         }
         other => bail!(
