@@ -44,6 +44,24 @@ macro_rules! template {
     };
 }
 
+/// A JavaScript example: its effect and the same four build files.
+macro_rules! js_template {
+    ($world:literal, $example:literal, $source:literal) => {
+        template!(
+            "js",
+            $world,
+            $example,
+            [
+                $source,
+                "build.mjs",
+                "build.sh",
+                "package.json",
+                "package-lock.json"
+            ]
+        )
+    };
+}
+
 const TEMPLATES: &[Template] = &[
     // Rust's build files are written by `rust_project`.
     template!("rust", "audio", "gain", ["src/lib.rs"]),
@@ -99,42 +117,9 @@ const TEMPLATES: &[Template] = &[
     template!("python", "audio", "gain-py", ["app.py", "build.sh"]),
     template!("python", "video", "grayscale-py", ["app.py", "build.sh"]),
     template!("python", "av", "gain-grayscale-py", ["app.py", "build.sh"]),
-    template!(
-        "js",
-        "audio",
-        "gain-js",
-        [
-            "gain.js",
-            "build.mjs",
-            "build.sh",
-            "package.json",
-            "package-lock.json"
-        ]
-    ),
-    template!(
-        "js",
-        "video",
-        "grayscale-js",
-        [
-            "grayscale.js",
-            "build.mjs",
-            "build.sh",
-            "package.json",
-            "package-lock.json"
-        ]
-    ),
-    template!(
-        "js",
-        "av",
-        "gain-grayscale-js",
-        [
-            "gain_grayscale.js",
-            "build.mjs",
-            "build.sh",
-            "package.json",
-            "package-lock.json"
-        ]
-    ),
+    js_template!("audio", "gain-js", "gain.js"),
+    js_template!("video", "grayscale-js", "grayscale.js"),
+    js_template!("av", "gain-grayscale-js", "gain_grayscale.js"),
 ];
 
 #[derive(Debug, Args)]
