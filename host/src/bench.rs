@@ -41,9 +41,19 @@ pub struct Table {
 }
 
 impl Table {
-    /// The rows whose calls failed (a trap, a timeout, an error).
-    pub fn failures(&self) -> usize {
-        self.cases.iter().filter(|c| c.outcome.is_err()).count()
+    /// The rows whose calls failed (a trap, a timeout, an error), as
+    /// "stream path: why".
+    pub fn failures(&self) -> Vec<String> {
+        let stream = self.title.split(':').next().unwrap_or_default();
+        (self.cases.iter())
+            .filter_map(|c| {
+                Some(format!(
+                    "{stream} {}: {}",
+                    c.name,
+                    c.outcome.as_ref().err()?
+                ))
+            })
+            .collect()
     }
 }
 

@@ -56,6 +56,7 @@ pub struct ConfigFile {
     pub on_fault: Option<String>,
     pub deadline: Option<f64>,
     pub memory_limit: Option<u64>,
+    pub recycle_at: Option<u8>,
     pub limiter: Option<bool>,
     pub trusted: Option<bool>,
     pub data_path: Option<String>,

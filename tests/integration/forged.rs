@@ -154,8 +154,12 @@ const HOST_BASELINE_MIB: u64 = 48;
 #[test]
 fn four_memories_share_one_cap_and_the_host_stays_within_it() {
     // Without one cap for all, four memories of 64 MiB each would make
-    // 256 MiB resident; with it the guest traps at 64 MiB in all.
-    let (ran, out) = tone_through(&forge("many-memories"), &["--memory-limit", "64"]);
+    // 256 MiB resident; with it the guest traps at 64 MiB in all. (Not
+    // recycled at 48 MiB: that is the next test.)
+    let (ran, out) = tone_through(
+        &forge("many-memories"),
+        &["--memory-limit", "64", "--recycle-at", "0"],
+    );
     assert_eq!(ran.code, Some(0), "{}", ran.log);
     assert!(ran.log.contains("hit its memory limit"), "{}", ran.log);
     assert!(ran.log.contains("quarantined"), "{}", ran.log);
@@ -165,6 +169,24 @@ fn four_memories_share_one_cap_and_the_host_stays_within_it() {
         "peaked at {} MiB",
         ran.peak_mib()
     );
+}
+
+/// The same guest with recycling on (the default, at 3/4 of the cap): the
+/// four memories together reach 48 MiB and a fresh instance takes over,
+/// again and again, with no fault and no lost block.
+#[test]
+fn four_growing_memories_are_recycled_at_three_quarters_of_the_cap() {
+    let (ran, out) = tone_through(&forge("many-memories"), &["--memory-limit", "64"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.log);
+    assert!(ran.log.contains("has grown to 48."), "{}", ran.log);
+    assert!(!ran.log.contains("guest faults"), "{}", ran.log);
+    assert!(
+        number_after(&ran.log, "\nrecycled:").unwrap() >= 1.0,
+        "{}",
+        ran.log
+    );
+    assert_eq!(samples(&out), 96_000);
+    assert!(ran.peak_mib() < 64 + HOST_BASELINE_MIB);
 }
 
 #[test]

@@ -76,7 +76,7 @@ fn stats_json_writes_objects_with_the_documented_fields() {
 }
 
 #[test]
-fn a_status_line_is_drawn_on_a_terminal_and_never_into_a_pipe() {
+fn a_status_line_and_colours_are_drawn_on_a_terminal_and_never_into_a_pipe() {
     let args = paced_gain_run(&[]);
     let command = std::iter::once(env!("CARGO_BIN_EXE_sandstream").to_string())
         .chain(args.iter().cloned())
@@ -105,6 +105,8 @@ fn a_status_line_is_drawn_on_a_terminal_and_never_into_a_pipe() {
     );
     // The report comes after the status line was cleared.
     assert!(screen.contains("\r\x1b[2Kaudio: "), "{screen:?}");
+    // Log levels are coloured on a terminal, and only there (below).
+    assert!(screen.contains("INFO\x1b[0m"), "{screen:?}");
 
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let piped = measured_at("info", &args, b"");

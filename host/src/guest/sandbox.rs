@@ -142,6 +142,9 @@ pub struct SandboxPolicy {
     /// Cap on everything an instance holds (all linear memories and
     /// tables together), bytes.
     pub memory_limit: usize,
+    /// Percent of `memory_limit` at which an instance that has grown to it
+    /// is replaced by a fresh one (0: never). See `lifecycle::Options`.
+    pub recycle_at_percent: u8,
     /// Per-call deadline; `None` derives it from the stream (see
     /// `pipeline`).
     pub deadline: Option<Duration>,
@@ -160,6 +163,7 @@ impl Default for SandboxPolicy {
             grants: Grants::default(),
             trusted: false,
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            recycle_at_percent: 75,
             deadline: None,
             on_fault: FaultPolicy::Bypass,
             limiter: true,

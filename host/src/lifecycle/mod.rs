@@ -212,6 +212,13 @@ pub struct Options {
 /// Recycles logged in full before they are only counted.
 const LOGGED_RECYCLES: u64 = 3;
 
+/// An instance that reaches `recycle_at` within fewer calls than this is
+/// never recycled: it needs that much memory (a model loaded at its first
+/// call, say), or grows so fast that fresh instances would replace each
+/// other call after call. It keeps running, and faults at its cap if it
+/// grows on.
+const MIN_CALLS_BEFORE_RECYCLE: u64 = 8;
+
 /// Fault messages of one kind logged in full before they are only counted.
 const LOGGED_FAULTS: u64 = 5;
 
@@ -280,6 +287,11 @@ pub struct Lifecycle<W: Workshop> {
     /// A fresh instance is on order to replace the running one, which has
     /// reached `Options::recycle_at`.
     recycling: bool,
+    /// Calls the running instance has taken since it started.
+    calls: u64,
+    /// The running instance reached `recycle_at` within its first
+    /// `MIN_CALLS_BEFORE_RECYCLE` calls: it is never recycled.
+    grew_early: bool,
 }
 
 impl<W: Workshop> Lifecycle<W> {
@@ -312,6 +324,8 @@ impl<W: Workshop> Lifecycle<W> {
             fade: None,
             fade_input: Vec::new(),
             recycling: false,
+            calls: 0,
+            grew_early: false,
         };
         match first {
             Ok(instance) => lifecycle.slot = Slot::Running(instance),
@@ -427,6 +441,7 @@ impl<W: Workshop> Lifecycle<W> {
         let result = call(instance);
         let mapped = instance.last_call_mapped();
         let memory = instance.memory_used();
+        self.calls += 1;
         let outcome = match result {
             Ok(Processed::Kept) => Outcome::Kept,
             Ok(Processed::Dropped) => Outcome::DroppedByGuest,
@@ -435,8 +450,22 @@ impl<W: Workshop> Lifecycle<W> {
                 return Ok((Outcome::Fallback, mapped));
             }
         };
-        if self.options.recycle_at.is_some_and(|at| memory >= at) && !self.recycling {
-            self.recycle(memory, now);
+        let over = self.options.recycle_at.is_some_and(|at| memory >= at);
+        if over && !self.recycling && !self.grew_early {
+            if self.calls >= MIN_CALLS_BEFORE_RECYCLE {
+                self.recycle(memory, now);
+            } else {
+                self.grew_early = true;
+                tracing::warn!(
+                    "guest {} holds {:.1} MiB after {} calls, past {} MiB: it is not recycled \
+                     (a fresh instance would grow back as fast); if it grows on, it faults at \
+                     its memory cap",
+                    self.name(),
+                    memory as f64 / 1048576.0,
+                    self.calls,
+                    self.options.recycle_at.unwrap_or_default() >> 20,
+                );
+            }
         }
         Ok((outcome, mapped))
     }
@@ -548,6 +577,7 @@ impl<W: Workshop> Lifecycle<W> {
                     return None;
                 }
                 Some(Ok(instance)) => {
+                    (self.calls, self.grew_early) = (0, false);
                     self.counters.restarts.fetch_add(1, Relaxed);
                     tracing::info!("guest {} restarted with a fresh instance", self.name());
                     self.slot = Slot::Running(instance);
@@ -663,6 +693,7 @@ impl<W: Workshop> Lifecycle<W> {
     fn install(&mut self, incoming: W::Instance, recipe: W::Recipe, why: Installing, now: u64) {
         self.generation += 1;
         self.recycling = false;
+        (self.calls, self.grew_early) = (0, false);
         if let Installing::Swap(what) = why {
             tracing::info!("{what} (guest {})", recipe.guest_name());
             self.ledger.clear();

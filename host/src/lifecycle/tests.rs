@@ -23,7 +23,8 @@ struct Script {
     has_state: bool,
     snapshot: fn() -> Result<(), Fault>,
     restore: fn() -> Result<(), Fault>,
-    leaks: bool,
+    leaks: u64,
+    big_at_first: bool,
 }
 
 fn halves() -> Script {
@@ -33,7 +34,8 @@ fn halves() -> Script {
         has_state: false,
         snapshot: || Ok(()),
         restore: || Ok(()),
-        leaks: false,
+        leaks: 0,
+        big_at_first: false,
     }
 }
 
@@ -96,13 +98,15 @@ impl Instance for Fake {
         Ok(())
     }
 
-    /// A leak of one megabyte per call when the script says so.
+    /// `leaks` megabytes more per call (a model loaded at the first call
+    /// when `big_at_first`).
     fn memory_used(&self) -> usize {
-        if self.script.leaks {
-            (self.calls as usize) << 20
+        let first = if self.script.big_at_first {
+            20 << 20
         } else {
             0
-        }
+        };
+        first + (((self.calls * self.script.leaks) as usize) << 20)
     }
 }
 
@@ -679,7 +683,7 @@ fn a_crossfade_mixes_the_old_guest_out() {
 fn leaky() -> Script {
     Script {
         has_state: true,
-        leaks: true,
+        leaks: 1,
         ..halves()
     }
 }
@@ -719,4 +723,17 @@ fn an_instance_that_does_not_grow_is_never_recycled() {
     h.blocks_until(SECOND);
     assert_eq!(h.report().recycles, 0);
     assert_eq!(h.log.lock().unwrap().made, 1);
+}
+
+#[test]
+fn an_instance_that_needs_its_memory_from_the_start_is_never_recycled() {
+    // 20 MiB from the first call on (a model, say): past 10 MiB at once.
+    let mut h = live(Script {
+        big_at_first: true,
+        ..halves()
+    });
+    let out = h.blocks_until(SECOND);
+    assert!(out.iter().all(|&s| s == 0.5));
+    assert_eq!(h.report().recycles, 0);
+    assert_eq!(h.log.lock().unwrap().made, 1, "no fresh instance, ever");
 }

@@ -493,9 +493,11 @@ impl StreamerBuilder {
             } else {
                 lifecycle::Clocking::Offline
             },
-            // Three quarters: room for the old instance to run on until
-            // the fresh one is ready.
-            recycle_at: Some(self.sandbox.memory_limit / 4 * 3),
+            // Three quarters by default: room for the old instance to run
+            // on until the fresh one is ready.
+            recycle_at: (self.sandbox.recycle_at_percent > 0).then(|| {
+                self.sandbox.memory_limit / 100 * usize::from(self.sandbox.recycle_at_percent)
+            }),
         };
         let mut guest = Lifecycle::start(workshop, recipe, first, options, run.counters.clone())?;
         if let Some((format, _)) = formats.audio {
