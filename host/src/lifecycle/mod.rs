@@ -289,9 +289,10 @@ pub struct Lifecycle<W: Workshop> {
     recycling: bool,
     /// Calls the running instance has taken since it started.
     calls: u64,
-    /// The running instance reached `recycle_at` within its first
-    /// `MIN_CALLS_BEFORE_RECYCLE` calls: it is never recycled.
-    grew_early: bool,
+    /// The running instance is never recycled: it reached `recycle_at`
+    /// within its first `MIN_CALLS_BEFORE_RECYCLE` calls, or a fresh
+    /// instance could not be made.
+    not_recyclable: bool,
 }
 
 impl<W: Workshop> Lifecycle<W> {
@@ -325,7 +326,7 @@ impl<W: Workshop> Lifecycle<W> {
             fade_input: Vec::new(),
             recycling: false,
             calls: 0,
-            grew_early: false,
+            not_recyclable: false,
         };
         match first {
             Ok(instance) => lifecycle.slot = Slot::Running(instance),
@@ -451,11 +452,11 @@ impl<W: Workshop> Lifecycle<W> {
             }
         };
         let over = self.options.recycle_at.is_some_and(|at| memory >= at);
-        if over && !self.recycling && !self.grew_early {
+        if over && !self.recycling && !self.not_recyclable {
             if self.calls >= MIN_CALLS_BEFORE_RECYCLE {
                 self.recycle(memory, now);
             } else {
-                self.grew_early = true;
+                self.not_recyclable = true;
                 tracing::warn!(
                     "guest {} holds {:.1} MiB after {} calls, past {} MiB: it is not recycled \
                      (a fresh instance would grow back as fast); if it grows on, it faults at \
@@ -474,6 +475,12 @@ impl<W: Workshop> Lifecycle<W> {
     /// ordered from the workshop live (the old one runs until it comes),
     /// made here offline.
     fn recycle(&mut self, memory: usize, now: u64) {
+        if self.options.clocking == Clocking::RealTime {
+            self.recycling = self.workshop.order(&self.recipe, self.generation);
+            if !self.recycling {
+                return; // Asked again after the next call.
+            }
+        }
         let seen = self.counters.recycles.load(Relaxed) + 1;
         if seen <= LOGGED_RECYCLES {
             tracing::warn!(
@@ -490,18 +497,22 @@ impl<W: Workshop> Lifecycle<W> {
                 }
             );
         }
-        match self.options.clocking {
-            Clocking::RealTime => {
-                self.recycling = self.workshop.order(&self.recipe, self.generation);
-            }
-            Clocking::Offline => match self.workshop.make(&self.recipe) {
+        if self.options.clocking == Clocking::Offline {
+            match self.workshop.make(&self.recipe) {
                 Ok(fresh) => self.install_recycled(fresh, now),
-                Err(error) => tracing::warn!(
-                    "guest {}: a fresh instance could not be made ({error}): the old one runs on",
-                    self.name()
-                ),
-            },
+                Err(error) => self.refuse_recycling(&error),
+            }
         }
+    }
+
+    /// A fresh instance could not be made: the old one runs on, and is not
+    /// recycled again.
+    fn refuse_recycling(&mut self, error: &SetupError) {
+        (self.recycling, self.not_recyclable) = (false, true);
+        tracing::warn!(
+            "guest {}: a fresh instance could not be made ({error}): the old one runs on",
+            self.name()
+        );
     }
 
     /// Puts a fresh instance of the same guest in place of the running one.
@@ -532,14 +543,7 @@ impl<W: Workshop> Lifecycle<W> {
                     Slot::Running(_) if generation == self.generation && self.recycling => {
                         match instance {
                             Ok(fresh) => self.install_recycled(fresh, now),
-                            Err(error) => {
-                                self.recycling = false;
-                                tracing::warn!(
-                                    "guest {}: a fresh instance could not be made ({error}): \
-                                     the old one runs on",
-                                    self.name()
-                                );
-                            }
+                            Err(error) => self.refuse_recycling(&error),
                         }
                     }
                     // Stale (a swap came in between) or not needed anymore.
@@ -577,7 +581,7 @@ impl<W: Workshop> Lifecycle<W> {
                     return None;
                 }
                 Some(Ok(instance)) => {
-                    (self.calls, self.grew_early) = (0, false);
+                    (self.calls, self.not_recyclable) = (0, false);
                     self.counters.restarts.fetch_add(1, Relaxed);
                     tracing::info!("guest {} restarted with a fresh instance", self.name());
                     self.slot = Slot::Running(instance);
@@ -693,7 +697,7 @@ impl<W: Workshop> Lifecycle<W> {
     fn install(&mut self, incoming: W::Instance, recipe: W::Recipe, why: Installing, now: u64) {
         self.generation += 1;
         self.recycling = false;
-        (self.calls, self.grew_early) = (0, false);
+        (self.calls, self.not_recyclable) = (0, false);
         if let Installing::Swap(what) = why {
             tracing::info!("{what} (guest {})", recipe.guest_name());
             self.ledger.clear();

@@ -737,3 +737,14 @@ fn an_instance_that_needs_its_memory_from_the_start_is_never_recycled() {
     assert_eq!(h.report().recycles, 0);
     assert_eq!(h.log.lock().unwrap().made, 1, "no fresh instance, ever");
 }
+
+#[test]
+fn when_no_fresh_instance_can_be_made_the_leaking_one_runs_on_and_is_not_asked_again() {
+    let mut h = harness(leaky(), options(FaultPolicy::Bypass, Clocking::Offline));
+    h.lifecycle.workshop.fail_making = true;
+    let out = h.blocks_until(300 * MS);
+    assert!(out.iter().all(|&s| s == 0.5), "{out:?}");
+    assert_eq!(h.report().recycles, 0);
+    assert_eq!(h.report().faults(), 0);
+    assert!(h.lifecycle.not_recyclable, "one attempt, not one per call");
+}
