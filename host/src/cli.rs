@@ -65,8 +65,8 @@ enum Command {
     /// Make a component of a core WebAssembly module (C, C++, Zig, Go
     /// built for wasm32-wasip1), for one of the worlds.
     Componentize(componentize::ComponentizeArgs),
-    /// Write the bindings a guest in C, C++, Zig, Python or JavaScript
-    /// compiles against, for one world.
+    /// Write the bindings and helpers a guest in C, C++, Zig, Go, Python or
+    /// JavaScript compiles against, for one world.
     Bindings(bindings::BindingsArgs),
     /// Start a guest project in DIR from the language's example, with its
     /// build command (`DIR/build.sh`).

@@ -95,6 +95,10 @@ fn a_core_module_is_told_to_become_a_component() {
         err.contains("core WebAssembly module, not a component"),
         "{err}"
     );
+    assert!(
+        err.contains("sandstream componentize FILE --world WORLD -o OUT.wasm"),
+        "{err}"
+    );
 }
 
 #[test]

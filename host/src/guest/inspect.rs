@@ -137,9 +137,9 @@ impl fmt::Display for LoadError {
             ),
             LoadError::CoreModule => write!(
                 f,
-                "this is a core WebAssembly module, not a component: build the guest with \
-                 `--target wasm32-wasip2` (or wrap it with `wasm-tools component new`) so it \
-                 implements {worlds}"
+                "this is a core WebAssembly module, not a component: make it one with \
+                 `sandstream componentize FILE --world WORLD -o OUT.wasm` (C, C++, Zig, Go), or \
+                 build Rust with `--target wasm32-wasip2`, so it implements {worlds}"
             ),
             LoadError::Invalid { detail } => {
                 write!(f, "not a valid WebAssembly component: {detail}")?;
