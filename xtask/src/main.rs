@@ -153,10 +153,13 @@ fn target_dir() -> PathBuf {
 
 fn run(command: &mut Command) -> Result {
     eprintln!("+ {command:?}");
+    let started = std::time::Instant::now();
     let status = command
         .current_dir(root())
         .status()
         .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    // Where a CI run spends its time, for keeping it short.
+    eprintln!("  ({:.1} s)", started.elapsed().as_secs_f64());
     if status.success() {
         Ok(())
     } else {
