@@ -310,6 +310,11 @@ impl<T: Clone + Default> BufferPool<T> {
         }
     }
 
+    /// Buffers ready to be taken.
+    pub fn available(&self) -> usize {
+        self.free_rx.len()
+    }
+
     /// Returns a buffer for reuse; dropped if the pool is full.
     pub fn give(&self, buffer: Vec<T>) {
         if buffer.capacity() > 0 {

@@ -92,6 +92,27 @@ pub fn queue_depth(budget: Duration, item_ns: u64) -> usize {
     (items as usize).clamp(2, 64)
 }
 
+/// How many items the lip-sync stage may hold of a stream whose items last
+/// `item_ns`: an item waits at most the budget after its capture, and
+/// before both streams have started what is older than the budget and
+/// `max_unsynced` together is dropped, so the hold never exceeds that.
+pub fn hold_items(budget: Duration, max_unsynced: Duration, item_ns: u64) -> usize {
+    let span = (budget + max_unsynced).as_nanos() as u64;
+    span.div_ceil(item_ns.max(1)) as usize + 1
+}
+
+/// Buffers a stream's items can occupy at once, so that its pool never
+/// runs dry in real time (a dry pool allocates): each queue full, the
+/// lip-sync stage holding all it may, and one item in the hands of each
+/// stage and writer.
+pub fn pool_size(queues: usize, depth: usize, held: usize) -> usize {
+    /// The reader, the guest, the sync stage, the fan-out and a sink's
+    /// writer each hold one item; the queue that displaces one holds it
+    /// for a moment.
+    const IN_HAND: usize = 6;
+    queues * depth + held + IN_HAND
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +153,16 @@ mod tests {
         // Too small to play: two periods at least.
         let ring = settings(512, Some(10)).playback_budget(FORMAT, 512);
         assert_eq!(ring.max_frames, 1024);
+    }
+
+    #[test]
+    fn the_sync_stage_holds_the_budget_and_max_unsynced_in_items() {
+        // 128 frames: 2.67 ms; 100 ms + 10 ms is 41.25 blocks.
+        let block = FORMAT.frame_time_ns(128);
+        let held = hold_items(Duration::from_millis(100), Duration::from_millis(10), block);
+        assert_eq!(held, 43);
+        // Four queues of 21 blocks, 43 held, 6 in hand.
+        assert_eq!(pool_size(4, 21, held), 133);
     }
 
     #[test]

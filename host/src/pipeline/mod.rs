@@ -15,7 +15,7 @@ mod write;
 pub use crate::metrics::{Counters, Report};
 pub use control::{Clocking, RunControl, UserStop};
 pub use read::{Feed, PulledFeed, Tap, TappedFeed};
-pub use sync::{LipSync, Released};
+pub use sync::{Hold, LipSync, Released};
 
 use crate::clock;
 use crate::guest::controller::{ControlHandle, Controller, FileWatcher, Maker, WorkshopHandle};
@@ -954,10 +954,14 @@ impl Streamer {
         };
         let world = self.program.world();
         let use_sync = real_time && self.audio.is_some() && self.video.is_some();
+        let sync_plan = use_sync.then_some(SyncPlan {
+            budget: self.budget,
+            max_unsynced: self.max_unsynced,
+        });
         let mut threads = Vec::new();
 
         // Reader -> [processor] -> [sync] -> writer, per stream.
-        let wiring = (use_sync, timing, &run);
+        let wiring = (sync_plan, timing, &run);
         let audio = (self.audio)
             .map(|plan| launch(plan, world.processes_audio(), wiring, &mut threads))
             .transpose()?;
@@ -986,7 +990,7 @@ impl Streamer {
             video: video_lane,
         };
         let order = if real_time {
-            process::Order::Arrival
+            process::Order::Deadline
         } else {
             process::Order::MediaTime
         };
@@ -998,7 +1002,11 @@ impl Streamer {
         if let (Some(audio), Some(video)) = (audio_to_sync, video_to_sync) {
             let max_unsynced = self.max_unsynced.as_nanos() as u64;
             let budget = self.budget.as_nanos() as u64;
-            let lip_sync = LipSync::new(max_unsynced, budget, SYNC_START_HOLD_NS);
+            let lip_sync = LipSync::new(
+                (max_unsynced, budget, SYNC_START_HOLD_NS),
+                audio.hold.clone(),
+                video.hold.clone(),
+            );
             let run_s = run.clone();
             spawn(&mut threads, "sync", move || {
                 sync::sync(audio, video, lip_sync, &run_s);
@@ -1066,23 +1074,40 @@ impl<I: Item> Launched<I> {
     }
 }
 
+/// What the lip-sync stage keeps to (real time, both streams).
+#[derive(Clone, Copy)]
+struct SyncPlan {
+    /// The run's budget (the larger stream's).
+    budget: Duration,
+    max_unsynced: Duration,
+}
+
 /// Starts a stream's read and write stages and wires the queues between
 /// them: read -> [process] -> [sync] -> write.
 fn launch<I: GuestCall>(
     plan: StreamPlan<I>,
     processed: bool,
-    (use_sync, timing, run): (bool, Timing, &Arc<RunControl>),
+    (sync_plan, timing, run): (Option<SyncPlan>, Timing, &Arc<RunControl>),
     threads: &mut Threads,
 ) -> anyhow::Result<Launched<I>> {
     use crate::media::StreamFormat as _;
     let real_time = timing.real_time;
+    let item_ns = plan.format.unit_time_ns(plan.chunk as u64);
     // In real time every queue holds the budget's worth of items at most.
     let depth = if real_time {
-        budget::queue_depth(plan.budget, plan.format.unit_time_ns(plan.chunk as u64))
+        budget::queue_depth(plan.budget, item_ns)
     } else {
         OFFLINE_QUEUE_DEPTH
     };
-    let pool = BufferPool::new(depth * 3 + 4, plan.chunk * plan.format.unit_len());
+    // Queues: read -> [process] -> [sync] -> the last sink's writer.
+    let queues = 2 + usize::from(processed) + usize::from(sync_plan.is_some());
+    let held = sync_plan.map_or(0, |sync| {
+        budget::hold_items(sync.budget, sync.max_unsynced, item_ns)
+    });
+    let pool = BufferPool::new(
+        budget::pool_size(queues, depth, held),
+        plan.chunk * plan.format.unit_len(),
+    );
     let (read_tx, read_rx) = crossbeam_channel::bounded(depth);
     let read_out = Handoff::new(read_tx, &read_rx, real_time);
     let mut lane = None;
@@ -1101,11 +1126,15 @@ fn launch<I: GuestCall>(
         next = rx;
     }
     let mut to_sync = None;
-    if use_sync {
+    if sync_plan.is_some() {
         let (tx, rx) = crossbeam_channel::bounded(depth);
         to_sync = Some(SyncLane {
             input: next,
             output: Handoff::new(tx, &rx, real_time),
+            hold: Hold {
+                items: held,
+                pool: pool.clone(),
+            },
         });
         next = rx;
     }

@@ -17,12 +17,18 @@
 //! Start: nothing leaves until both streams have sent something, and what
 //! one captured before the other's first item is dropped (counted), so
 //! both start together instead of one bursting out what it held. A stream
-//! that has sent nothing after `max_hold` is not waited for.
+//! that has sent nothing after `max_hold` is not waited for; while one
+//! waits, what the other captured longer ago than the budget and
+//! `max_unsynced` is dropped at once (it would be at the start), so a
+//! camera slow to open never makes the microphone's blocks pile up.
+//!
+//! Each stream's hold is sized once ([`Hold`]) and dropped items' buffers
+//! go back to the stream's pool: nothing here allocates.
 
 use super::control::RunControl;
 use super::queue::Handoff;
 use crate::clock;
-use crate::media::{AudioBlock, Item, StreamKind, VideoFrame};
+use crate::media::{AudioBlock, BufferPool, Item, StreamKind, VideoFrame};
 use crate::metrics::Stage;
 use crossbeam_channel::{Receiver, Select};
 use std::collections::VecDeque;
@@ -39,9 +45,23 @@ const RISE_PER_ITEM_NS: f64 = 1_000_000.0;
 /// output has settled, holding one stream a little more each item would
 /// drain the audio output's ring below its target.
 const SETTLE_NS: u64 = 1_000_000_000;
-/// Items a lane holds before its oldest goes out regardless (allocated
-/// once; the budget keeps holds far shorter).
-const LANE_CAPACITY: usize = 256;
+/// How much of one stream the stage may hold, and where the buffers of
+/// the items it drops go back.
+pub struct Hold<I: Item> {
+    /// Items held at most (see [`super::budget::hold_items`]); at this
+    /// many the oldest leaves (or, before the start, is dropped).
+    pub items: usize,
+    pub pool: BufferPool<I::Sample>,
+}
+
+impl<I: Item> Clone for Hold<I> {
+    fn clone(&self) -> Self {
+        Self {
+            items: self.items,
+            pool: self.pool.clone(),
+        }
+    }
+}
 
 /// What the stage lets through next.
 #[derive(Debug, PartialEq)]
@@ -50,9 +70,10 @@ pub enum Released {
     Video(VideoFrame),
 }
 
-#[derive(Debug)]
-struct Lane<T> {
+struct Lane<T: Item> {
     queue: VecDeque<T>,
+    capacity: usize,
+    pool: BufferPool<T::Sample>,
     open: bool,
     /// The output's steady delay after the hand-over.
     output_delay_ns: u64,
@@ -63,9 +84,13 @@ struct Lane<T> {
 }
 
 impl<T: Item> Lane<T> {
-    fn new() -> Self {
+    fn new(hold: Hold<T>) -> Self {
+        let capacity = hold.items.max(1);
         Self {
-            queue: VecDeque::with_capacity(LANE_CAPACITY),
+            // One more than held: an item arrives before the oldest leaves.
+            queue: VecDeque::with_capacity(capacity + 1),
+            capacity,
+            pool: hold.pool,
             open: true,
             output_delay_ns: 0,
             arrival_ns: None,
@@ -105,10 +130,40 @@ impl<T: Item> Lane<T> {
     fn ready(&self) -> bool {
         !self.queue.is_empty() || self.arrival_ns.is_some() || !self.open
     }
+
+    fn full(&self) -> bool {
+        self.queue.len() >= self.capacity
+    }
+
+    /// Drops the items captured before `begin_ns` (their buffers back to
+    /// the pool); returns how many.
+    fn trim_before(&mut self, begin_ns: u64) -> u64 {
+        let mut dropped = 0;
+        while self.front_ts().is_some_and(|ts| ts < begin_ns) {
+            self.drop_oldest();
+            dropped += 1;
+        }
+        dropped
+    }
+
+    /// Drops the oldest items beyond the lane's capacity; returns how many.
+    fn trim_to_capacity(&mut self) -> u64 {
+        let mut dropped = 0;
+        while self.queue.len() > self.capacity {
+            self.drop_oldest();
+            dropped += 1;
+        }
+        dropped
+    }
+
+    fn drop_oldest(&mut self) {
+        if let Some(item) = self.queue.pop_front() {
+            self.pool.give(item.into_buffer());
+        }
+    }
 }
 
 /// Schedules both streams so that they are perceived together.
-#[derive(Debug)]
 pub struct LipSync {
     max_unsynced_ns: u64,
     budget_ns: u64,
@@ -126,13 +181,17 @@ pub struct LipSync {
 impl LipSync {
     /// `budget_ns` caps the common latency; `max_hold_ns` is how long one
     /// stream waits for the other to start.
-    pub fn new(max_unsynced_ns: u64, budget_ns: u64, max_hold_ns: u64) -> Self {
+    pub fn new(
+        (max_unsynced_ns, budget_ns, max_hold_ns): (u64, u64, u64),
+        audio: Hold<AudioBlock>,
+        video: Hold<VideoFrame>,
+    ) -> Self {
         Self {
             max_unsynced_ns,
             budget_ns,
             max_hold_ns,
-            audio: Lane::new(),
-            video: Lane::new(),
+            audio: Lane::new(audio),
+            video: Lane::new(video),
             started: false,
             first_arrival_ns: None,
             trimmed: 0,
@@ -143,11 +202,26 @@ impl LipSync {
     pub fn push_audio(&mut self, block: AudioBlock, now_ns: u64, output_delay_ns: u64) {
         self.first_arrival_ns.get_or_insert(now_ns);
         self.audio.arrive(block, now_ns, output_delay_ns);
+        self.trim_while_waiting(now_ns);
     }
 
     pub fn push_video(&mut self, frame: VideoFrame, now_ns: u64, output_delay_ns: u64) {
         self.first_arrival_ns.get_or_insert(now_ns);
         self.video.arrive(frame, now_ns, output_delay_ns);
+        self.trim_while_waiting(now_ns);
+    }
+
+    /// Before the start, drops what the start would drop anyway: items
+    /// captured longer ago than the budget and `max_unsynced` (the other
+    /// stream's first item, still to come, cannot be older than the
+    /// budget), and the oldest of a full lane.
+    fn trim_while_waiting(&mut self, now_ns: u64) {
+        if self.started {
+            return;
+        }
+        let begin = now_ns.saturating_sub(self.budget_ns + self.max_unsynced_ns);
+        self.trimmed += self.audio.trim_before(begin) + self.video.trim_before(begin);
+        self.trimmed += self.audio.trim_to_capacity() + self.video.trim_to_capacity();
     }
 
     /// The audio stream has ended: video no longer waits for it.
@@ -194,8 +268,7 @@ impl LipSync {
         self.started = true;
         if let (Some(a), Some(v)) = (self.audio.front_ts(), self.video.front_ts()) {
             let begin = a.max(v).saturating_sub(self.max_unsynced_ns);
-            self.trimmed += trim_before(&mut self.audio.queue, begin);
-            self.trimmed += trim_before(&mut self.video.queue, begin);
+            self.trimmed += self.audio.trim_before(begin) + self.video.trim_before(begin);
         }
         true
     }
@@ -229,10 +302,9 @@ impl LipSync {
         }
         let audio_due = self.due_ns(&self.audio).filter(|&due| due <= now_ns);
         let video_due = self.due_ns(&self.video).filter(|&due| due <= now_ns);
-        let full = |len: usize| len >= LANE_CAPACITY;
         let audio_next = match (audio_due, video_due) {
-            (None, None) if full(self.audio.queue.len()) => true,
-            (None, None) if full(self.video.queue.len()) => false,
+            (None, None) if self.audio.full() => true,
+            (None, None) if self.video.full() => false,
             (None, None) => return None,
             (Some(a), Some(v)) => a <= v,
             (a, _) => a.is_some(),
@@ -259,23 +331,11 @@ impl LipSync {
     }
 }
 
-/// Drops the items captured before `begin_ns`; returns how many.
-fn trim_before<T: Item>(queue: &mut VecDeque<T>, begin_ns: u64) -> u64 {
-    let mut dropped = 0;
-    while queue
-        .front()
-        .is_some_and(|item| item.timestamp_ns() < begin_ns)
-    {
-        queue.pop_front();
-        dropped += 1;
-    }
-    dropped
-}
-
 /// One stream's way through the sync stage.
 pub struct SyncLane<I: Item> {
     pub input: Receiver<I>,
     pub output: Handoff<I>,
+    pub hold: Hold<I>,
 }
 
 /// Real time, both streams: lets each item go when it is due.
@@ -299,6 +359,7 @@ pub fn sync(
         if let Some(op) = ready {
             let now = clock::now_ns();
             let delay = |kind| counters.stream(kind).output_delay_ns.load(Relaxed);
+            let _hot = crate::rt::hot();
             if op.index() == audio_index {
                 match op.recv(&audio.input) {
                     Ok(block) => lip_sync.push_audio(block, now, delay(StreamKind::Audio)),
@@ -345,18 +406,18 @@ fn release(
 ) {
     let _hot = crate::rt::hot();
     match item {
-        Released::Audio(block) => hand_on(block, &audio.output, run),
-        Released::Video(frame) => hand_on(frame, &video.output, run),
+        Released::Audio(block) => hand_on(block, audio, run),
+        Released::Video(frame) => hand_on(frame, video, run),
     }
 }
 
-fn hand_on<I: Item>(item: I, output: &Handoff<I>, run: &RunControl) {
+fn hand_on<I: Item>(item: I, lane: &SyncLane<I>, run: &RunControl) {
     let counters = run.counters.stream(I::KIND);
     counters.latency.record(Stage::Sync, item.timestamp_ns());
-    if let Ok(Some(_displaced)) = output.hand(item) {
-        // The writer is behind; its buffer is dropped (rare: the writer
-        // only fans out).
+    if let Ok(Some(displaced)) = lane.output.hand(item) {
+        // The writer is behind (rare: it only fans out).
         counters.overruns.fetch_add(1, Relaxed);
+        lane.hold.pool.give(displaced.into_buffer());
     }
 }
 
@@ -382,6 +443,26 @@ mod tests {
         }
     }
 
+    /// Holds of 256 items whose buffers go back to `pools()`.
+    fn lip_sync(max_unsynced_ms: u64, budget_ms: u64, max_hold_ms: u64) -> LipSync {
+        let (audio, video) = pools();
+        LipSync::new(
+            (max_unsynced_ms * MS, budget_ms * MS, max_hold_ms * MS),
+            Hold {
+                items: 256,
+                pool: audio,
+            },
+            Hold {
+                items: 256,
+                pool: video,
+            },
+        )
+    }
+
+    fn pools() -> (BufferPool<f32>, BufferPool<u8>) {
+        (BufferPool::new(0, 4), BufferPool::new(0, 4))
+    }
+
     fn tag(released: Released) -> (char, u64) {
         match released {
             Released::Audio(b) => ('a', b.timestamp_ns / MS),
@@ -400,7 +481,7 @@ mod tests {
         // Audio arrives 12 ms after capture and its output plays 40 ms
         // after the hand-over; video arrives 20 ms after capture and is
         // shown at once. Both must be perceived 52 ms after capture.
-        let mut sync = LipSync::new(10 * MS, 200 * MS, 1_000 * MS);
+        let mut sync = lip_sync(10, 200, 1_000);
         sync.push_audio(audio(0), 12 * MS, 40 * MS);
         sync.push_video(video(0), 20 * MS, 0);
         assert_eq!(sync.common_latency_ns(), 52 * MS);
@@ -417,7 +498,7 @@ mod tests {
 
     #[test]
     fn nothing_leaves_before_both_streams_started_and_the_early_part_is_dropped() {
-        let mut sync = LipSync::new(10 * MS, 200 * MS, 1_000 * MS);
+        let mut sync = lip_sync(10, 200, 1_000);
         for t in (0..100).step_by(10) {
             sync.push_audio(audio(t), t * MS + 11 * MS, 30 * MS);
         }
@@ -430,9 +511,73 @@ mod tests {
         assert_eq!(sync.trimmed(), 9);
     }
 
+    /// A pool with room for `room` buffers and none in it.
+    fn empty_pool<T: Clone + Default>(room: usize) -> BufferPool<T> {
+        let pool = BufferPool::new(room, 4);
+        let taken: Vec<_> = (0..room).map(|_| pool.take()).collect();
+        drop(taken);
+        pool
+    }
+
+    #[test]
+    fn while_a_camera_opens_the_microphone_holds_only_the_budget_and_its_buffers_go_back() {
+        let audio_pool = empty_pool(200);
+        let mut sync = LipSync::new(
+            (10 * MS, 100 * MS, 2_000 * MS),
+            Hold {
+                items: 12,
+                pool: audio_pool.clone(),
+            },
+            Hold {
+                items: 4,
+                pool: empty_pool(0),
+            },
+        );
+        // 10 ms blocks for 1.5 s before the camera's first frame.
+        for t in (0..1_500).step_by(10) {
+            sync.push_audio(audio(t), (t + 5) * MS, 20 * MS);
+        }
+        // At 1495 ms what was captured before 1385 ms is gone already.
+        assert_eq!(sync.trimmed(), 139);
+        assert_eq!(audio_pool.available(), 139, "their buffers went back");
+        sync.push_video(video(1_480), 1_510 * MS, 0);
+        // The start drops audio from before 1470 ms (max_unsynced 10 ms).
+        let released = pop_all(&mut sync, 2_000);
+        assert_eq!(
+            released,
+            vec![('a', 1_470), ('a', 1_480), ('a', 1_490), ('v', 1_480)],
+            "in the order they are perceived: audio's output plays 20 ms later"
+        );
+        assert_eq!(sync.trimmed(), 147);
+        assert_eq!(audio_pool.available(), 147);
+    }
+
+    #[test]
+    fn a_waiting_lane_never_holds_more_than_its_capacity() {
+        let video_pool = empty_pool(20);
+        let mut sync = LipSync::new(
+            (10 * MS, 1_000 * MS, 2_000 * MS),
+            Hold {
+                items: 256,
+                pool: empty_pool(0),
+            },
+            Hold {
+                items: 4,
+                pool: video_pool.clone(),
+            },
+        );
+        for t in 0..10 {
+            sync.push_video(video(t * 10), (t * 10 + 1) * MS, 0);
+        }
+        assert_eq!(sync.trimmed(), 6);
+        assert_eq!(video_pool.available(), 6);
+        let held: Vec<_> = std::iter::from_fn(|| sync.drain()).map(tag).collect();
+        assert_eq!(held, vec![('v', 60), ('v', 70), ('v', 80), ('v', 90)]);
+    }
+
     #[test]
     fn a_stream_that_never_starts_is_not_waited_for_past_max_hold() {
-        let mut sync = LipSync::new(10 * MS, 200 * MS, 100 * MS);
+        let mut sync = lip_sync(10, 200, 100);
         sync.push_audio(audio(0), MS, 0);
         assert_eq!(pop_all(&mut sync, 50), vec![]);
         assert_eq!(sync.next_due_ns(), Some(101 * MS + 1));
@@ -441,19 +586,21 @@ mod tests {
 
     #[test]
     fn the_common_latency_never_exceeds_the_budget_and_late_items_are_counted() {
-        let mut sync = LipSync::new(10 * MS, 60 * MS, 1_000 * MS);
+        let mut sync = lip_sync(10, 60, 1_000);
         sync.push_video(video(0), 5 * MS, 0);
+        sync.push_audio(audio(0), 10 * MS, 40 * MS);
+        assert_eq!(pop_all(&mut sync, 10), vec![('a', 0)]);
         // A guest that makes audio take 150 ms: beyond the budget.
-        sync.push_audio(audio(0), 150 * MS, 40 * MS);
+        sync.push_audio(audio(20), 170 * MS, 40 * MS);
         assert_eq!(sync.common_latency_ns(), 60 * MS);
-        let released = pop_all(&mut sync, 150);
-        assert_eq!(released, vec![('a', 0), ('v', 0)]);
+        let released = pop_all(&mut sync, 170);
+        assert_eq!(released, vec![('a', 20), ('v', 0)]);
         assert_eq!(sync.unsynced(), 2, "both left far later than due");
     }
 
     #[test]
     fn one_late_item_moves_the_common_latency_by_a_millisecond_and_is_counted() {
-        let mut sync = LipSync::new(10 * MS, 500 * MS, 1_000 * MS);
+        let mut sync = lip_sync(10, 500, 1_000);
         sync.push_audio(audio(0), 10 * MS, 20 * MS);
         sync.push_video(video(0), 5 * MS, 0);
         assert_eq!(sync.common_latency_ns(), 30 * MS);
@@ -473,7 +620,7 @@ mod tests {
 
     #[test]
     fn a_lasting_change_is_followed_up_quickly_and_down_slowly() {
-        let mut sync = LipSync::new(10 * MS, 500 * MS, 1_000 * MS);
+        let mut sync = lip_sync(10, 500, 1_000);
         for i in 0..40 {
             sync.push_video(video(i * 33), (i * 33 + 20) * MS, 0);
         }
@@ -492,7 +639,7 @@ mod tests {
 
     #[test]
     fn at_the_end_everything_held_goes_out_in_capture_order() {
-        let mut sync = LipSync::new(10 * MS, 500 * MS, 1_000 * MS);
+        let mut sync = lip_sync(10, 500, 1_000);
         sync.push_audio(audio(0), MS, 100 * MS);
         sync.push_video(video(5), MS, 0);
         sync.push_audio(audio(10), MS, 100 * MS);
