@@ -337,3 +337,79 @@ fn a_guest_three_times_too_slow_is_dropped_to_the_budget_with_counts_and_one_war
     assert!(output_max <= 105.0, "output max {output_max} ms: {log}");
     assert_eq!(read_wav(&wav).len() as f64 / 2.0 / 512.0, out, "{log}");
 }
+
+/// One guest for both streams, too slow for its camera (45 ms a frame at
+/// 30 fps): the video loses frames (counted), the audio loses nothing.
+/// The stage runs the item that must start soonest and never starts a
+/// long video call that would make a short audio call miss the budget
+/// (before, picking at random, it let the audio starve: 1 block of 5625).
+#[test]
+fn a_guest_too_slow_for_the_video_costs_video_frames_not_audio() {
+    let dir = scratch("slow-video");
+    let (wav, y4m) = (dir.join("out.wav"), dir.join("out.y4m"));
+    let ran = measured(
+        &[
+            "run",
+            &s(&guest("adversary")),
+            "--set",
+            "mode=busy",
+            "--set",
+            "in=process-video",
+            "--set",
+            "ms=45",
+            "--audio-in",
+            "tone:440",
+            "--audio-out",
+            &format!("file:{}", s(&wav)),
+            "--video-in",
+            "pattern",
+            "--width",
+            "64",
+            "--height",
+            "36",
+            "--video-out",
+            &format!("file:{}", s(&y4m)),
+            "--block",
+            "256",
+            "--realtime",
+            "--duration",
+            "4",
+            // Slow, not hung: its calls must not count as faults.
+            "--deadline",
+            "500",
+            "--latency",
+            "200",
+        ],
+        b"",
+    );
+    let log = &ran.log;
+    assert_eq!(ran.code, Some(0), "{log}");
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("the guest is too slow for the video stream"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+
+    // Audio: a continuous tone (the adversary halves it), every block in
+    // out but for 2 % (these VMs stall now and then).
+    let blocks_in = number_after(log, "audio: ").unwrap();
+    let blocks_out = number_after(log, "frames) in, ").unwrap();
+    assert!(blocks_out >= blocks_in * 0.98, "{log}");
+    let mono = left(&read_wav(&wav));
+    assert_eq!(mono.len() as f64, blocks_out * 256.0, "{log}");
+    let (hz, peak) = tone_of(&mono, 48_000);
+    assert!(
+        (hz - 440.0).abs() < 1.0 && peak > 0.1,
+        "{hz} Hz, peak {peak}"
+    );
+    let lost = blocks_in - blocks_out;
+    assert!(
+        glitches(&mono, 440.0, 48_000) as f64 <= 4.0 * lost,
+        "{} discontinuities for {lost} lost blocks: {log}",
+        glitches(&mono, 440.0, 48_000)
+    );
+
+    // Video: about one frame per 45 ms call of the 120 captured.
+    let frames = Y4m::read(&y4m).frames.len();
+    assert!((40..=100).contains(&frames), "{frames} frames out: {log}");
+}

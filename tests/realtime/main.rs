@@ -4,9 +4,12 @@
 //! up. Its own binary, because the allocator is process-wide.
 
 use sandstream::Streamer;
+use sandstream::clock;
 use sandstream::device::PlaybackBudget;
 use sandstream::device::fake::{FakeRig, FakeScript};
-use sandstream::media::AudioFormat;
+use sandstream::guest::sandbox::SandboxPolicy;
+use sandstream::media::{AudioFormat, BufferPool, Fps, VideoFormat, VideoFrame};
+use sandstream::pipeline::{DeviceSettings, Feed, RunControl};
 use sandstream::rt::{self, CountingAllocator};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -120,6 +123,175 @@ fn the_av_path_through_lip_sync_does_not_allocate() {
     assert_eq!(
         allocations, 0,
         "hot sections allocated {allocations} times in 250 blocks; {report}"
+    );
+}
+
+/// A camera whose first frame is captured at `first_ns` (real ones take up
+/// to a second or two to open), then one every frame time.
+struct SlowToOpenCamera {
+    format: VideoFormat,
+    first_ns: u64,
+    next: u64,
+}
+
+impl Feed<VideoFrame> for SlowToOpenCamera {
+    fn format(&self) -> VideoFormat {
+        self.format
+    }
+
+    fn describe(&self) -> String {
+        "a camera slow to open".into()
+    }
+
+    fn next(
+        &mut self,
+        pool: &BufferPool<u8>,
+        run: &RunControl,
+    ) -> anyhow::Result<Option<VideoFrame>> {
+        if run.stop_requested() {
+            return Ok(None);
+        }
+        let captured = self.first_ns + self.format.fps.frame_time_ns(self.next);
+        clock::sleep_until_ns(captured);
+        let _hot = rt::hot();
+        let mut pixels = pool.take();
+        pixels.resize(self.format.frame_bytes(), 0);
+        self.next += 1;
+        Ok(Some(VideoFrame {
+            pixels,
+            index: self.next - 1,
+            timestamp_ns: captured,
+        }))
+    }
+}
+
+/// While the camera opens, the microphone's blocks wait in the sync stage
+/// (processed, held for the start): the stage keeps only the budget's
+/// worth, and every buffer comes from and goes back to the pools, so the
+/// 1.5 s wait and the start allocate nothing.
+#[test]
+fn a_camera_slow_to_open_holds_the_audio_without_allocating() {
+    let format = AudioFormat {
+        sample_rate: 48_000,
+        channels: 2,
+    };
+    let (rig, feed, sink) = FakeRig::start(
+        FakeScript::steady(format),
+        FakeScript::steady(format),
+        256,
+        PlaybackBudget::new(4800),
+    )
+    .unwrap();
+    let camera = SlowToOpenCamera {
+        format: VideoFormat {
+            width: 64,
+            height: 36,
+            fps: Fps { num: 30, den: 1 },
+        },
+        first_ns: rig.start_ns + 1_500_000_000,
+        next: 0,
+    };
+    let stream = Streamer::builder()
+        .guest_path(guest("passthrough"))
+        .block_frames(256)
+        .audio_feed(Box::new(feed))
+        .audio_sink(Box::new(sink))
+        .video_feed(Box::new(camera))
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
+    let stats = stream.stats_handle();
+    // Warm-up: the guest's first audio calls, long before the camera.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while stats.report().audio.items_in < 50 {
+        assert!(std::time::Instant::now() < deadline, "no audio came");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(stats.report().video.items_in, 0, "the camera opened early");
+    rt::arm();
+    // 1.5 s of waiting (281 blocks), then the start, then 100 blocks out.
+    wait_for_blocks(&stats, 100);
+    let allocations = rt::disarm();
+    stream.stop();
+    let report = stream.wait().unwrap();
+    rig.stop();
+    assert_eq!(
+        allocations, 0,
+        "hot sections allocated {allocations} times; {report}"
+    );
+    // What waited longer than the budget was dropped at the start.
+    assert!(report.sync_trimmed > 200, "{report}");
+}
+
+/// A video guest too slow for its camera (45 ms a frame at 30 fps): video
+/// reaches the sync stage near the 200 ms budget, so audio is held for
+/// most of it while frames pile up before the guest and are dropped. Every
+/// place an item can wait is full at once, and the pools still suffice.
+#[test]
+fn a_video_guest_too_slow_for_its_camera_holds_audio_without_allocating() {
+    let format = AudioFormat {
+        sample_rate: 48_000,
+        channels: 2,
+    };
+    let settings = DeviceSettings {
+        latency: Some(Duration::from_millis(200)),
+        ..DeviceSettings::default()
+    };
+    let (rig, feed, sink) = FakeRig::start(
+        FakeScript::steady(format),
+        FakeScript::steady(format),
+        256,
+        settings.playback_budget(format, 256),
+    )
+    .unwrap();
+    let camera = SlowToOpenCamera {
+        format: VideoFormat {
+            width: 64,
+            height: 36,
+            fps: Fps { num: 30, den: 1 },
+        },
+        first_ns: rig.start_ns,
+        next: 0,
+    };
+    let stream = Streamer::builder()
+        .guest_path(guest("adversary"))
+        .set("mode", "busy")
+        .set("in", "process-video")
+        .set("ms", "45")
+        .block_frames(256)
+        .audio_feed(Box::new(feed))
+        .audio_sink(Box::new(sink))
+        .video_feed(Box::new(camera))
+        .devices(settings)
+        .sandbox(SandboxPolicy {
+            // Slow, not hung: its calls must not count as faults.
+            deadline: Some(Duration::from_millis(500)),
+            ..SandboxPolicy::default()
+        })
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
+    let (allocations, report) = hot_allocations(stream);
+    rig.stop();
+    assert_eq!(
+        allocations, 0,
+        "hot sections allocated {allocations} times in 250 blocks; {report}"
+    );
+    assert!(report.sync_latency_us > 100_000, "audio was held: {report}");
+    // The slow video costs video frames, not audio (2 % tolerance: these
+    // VMs stall now and then).
+    let audio = &report.audio;
+    let lost = audio.items_in - audio.items_out;
+    assert!(
+        lost * 50 <= audio.items_in,
+        "audio lost {lost} blocks: {report}"
+    );
+    let video = &report.video;
+    assert!(
+        video.overruns + video.late_drops > 0,
+        "frames piled up: {report}"
     );
 }
 

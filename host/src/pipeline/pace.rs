@@ -71,7 +71,7 @@ impl Pace {
         if load > 1.0 && !self.warned {
             self.warned = true;
             let (audio, video) = (self.audio, self.video);
-            rt::outside_hot(|| warn(load, [audio, video], budget_ns));
+            rt::outside_hot(|| tracing::warn!("{}", too_slow(load, [audio, video], budget_ns)));
         }
         for stream in [&mut self.audio, &mut self.video] {
             *stream = StreamPace {
@@ -83,7 +83,8 @@ impl Pace {
     }
 }
 
-fn warn(load: f64, [audio, video]: [StreamPace; 2], budget_ns: u64) {
+/// The warning for a guest that needs `load` times real time.
+fn too_slow(load: f64, [audio, video]: [StreamPace; 2], budget_ns: u64) -> String {
     let ms = |ns: u64| ns as f64 / 1e6;
     let per = |pace: &StreamPace, item: &str| {
         let calls = u64::from(pace.calls.max(1));
@@ -93,7 +94,19 @@ fn warn(load: f64, [audio, video]: [StreamPace; 2], budget_ns: u64) {
             ms(pace.media_ns / calls)
         )
     };
-    let (streams, numbers, items) = match (audio.calls > 0, video.calls > 0) {
+    // A stream too slow on its own is named alone (with its own load);
+    // "together" is for two that fit alone but not side by side.
+    let named = match (audio.load() > 1.0, video.load() > 1.0) {
+        (true, false) => (true, false),
+        (false, true) => (false, true),
+        _ => (audio.calls > 0, video.calls > 0),
+    };
+    let load = match named {
+        (true, false) => audio.load(),
+        (false, true) => video.load(),
+        _ => load,
+    };
+    let (streams, numbers, items) = match named {
         (true, true) => (
             "the audio and video streams together",
             format!(
@@ -114,12 +127,12 @@ fn warn(load: f64, [audio, video]: [StreamPace; 2], budget_ns: u64) {
             "video frames",
         ),
     };
-    tracing::warn!(
+    format!(
         "the guest is too slow for {streams}: {numbers} ({load:.1}x real time); {items} are \
          skipped to stay within the {:.0} ms latency budget (counted as late and overruns in \
          the report)",
         ms(budget_ns)
-    );
+    )
 }
 
 #[cfg(test)]
@@ -151,5 +164,33 @@ mod tests {
             }
         }
         assert!(pace.warned);
+    }
+
+    #[test]
+    fn a_stream_too_slow_on_its_own_is_named_alone() {
+        let pace = |busy_ns, media_ns, calls| StreamPace {
+            typical_call_ns: busy_ns / u64::from(calls),
+            busy_ns,
+            media_ns,
+            calls,
+        };
+        // 4 frames of 45 ms per 33 ms; 28 audio blocks of 10 µs.
+        let video = pace(180 * MS, 133 * MS, 4);
+        let audio = pace(280_000, 149_333_000, 28);
+        let message = too_slow(1.36, [audio, video], 200 * MS);
+        assert_eq!(
+            message,
+            "the guest is too slow for the video stream: 45.0 ms per video frame that lasts \
+             33.2 ms (1.4x real time); video frames are skipped to stay within the 200 ms \
+             latency budget (counted as late and overruns in the report)"
+        );
+        // Neither alone, both together: both named.
+        let audio = pace(28 * 4 * MS, 149_333_000, 28);
+        let video = pace(80 * MS, 133 * MS, 4);
+        let message = too_slow(1.35, [audio, video], 200 * MS);
+        assert!(
+            message.contains("the audio and video streams together"),
+            "{message}"
+        );
     }
 }

@@ -15,9 +15,10 @@
 //!   state), `handles` (a million pollables), `random` (1 GiB of random
 //!   bytes asked for at once), `huge-list` (64 MiB of samples returned
 //!   for a block, on the list path), `slow` (takes `ms` milliseconds,
-//!   sleeping: a guest too slow for its stream, not a hung one);
+//!   sleeping: a guest too slow for its stream, not a hung one), `busy`
+//!   (the same, computing: no blocking host call);
 //! - `in`: which export does it — `configure`, `prepare`, `process`
-//!   (default), `snapshot`, `restore`;
+//!   (default: audio), `process-video`, `snapshot`, `restore`;
 //! - `every`: process calls do it when their number (from 1, per
 //!   instance) is a multiple of this (default 1: every call).
 
@@ -76,6 +77,12 @@ fn misbehave(export: &str) -> Result<(), String> {
             loop {}
         }
         "slow" => std::thread::sleep(std::time::Duration::from_millis(SLOW_MS.get())),
+        "busy" => {
+            let until = std::time::Instant::now() + std::time::Duration::from_millis(SLOW_MS.get());
+            while std::time::Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        }
         "exit" => std::process::exit(7),
         "huge-error" => {
             return Err(format!(
@@ -163,6 +170,7 @@ impl audio::Guest for Adversary {
 
 impl video::Guest for Adversary {
     fn process_video(_info: VideoInfo, mut pixels: Vec<u8>) -> Result<Vec<u8>, String> {
+        misbehave("process-video")?;
         invert(&mut pixels);
         Ok(pixels)
     }
@@ -198,6 +206,7 @@ impl mapped_video::Guest for Adversary {
     }
 
     fn process(_info: VideoInfo) -> Result<Outcome, String> {
+        misbehave("process-video")?;
         VIDEO.with_borrow_mut(|b| invert(b));
         Ok(Outcome::Keep)
     }
