@@ -5,11 +5,12 @@
 //! devices count from the same host instant).
 
 use crate::common::*;
+use sandstream::camera::fake::FakeCamera;
 use sandstream::clicks::Clicks;
 use sandstream::clock;
 use sandstream::device::fake::{FakeRig, FakeScript};
-use sandstream::media::{AudioFormat, BufferPool, Fps, VideoFormat, VideoFrame};
-use sandstream::pipeline::{DeviceSettings, Feed, Report, RunControl};
+use sandstream::media::{AudioFormat, VideoFrame};
+use sandstream::pipeline::{DeviceSettings, Report};
 use sandstream::sink::Sink;
 use sandstream::{CacheSetting, Streamer, StreamerBuilder};
 use std::sync::{Arc, Mutex};
@@ -135,50 +136,6 @@ fn a_two_second_output_stall_recovers_to_the_budget_within_a_second() {
     assert!(report.audio.latency.played.count > 0, "{report}");
 }
 
-/// A camera on its own thread: frames at 30 fps from `start_ns`, each
-/// delivered up to `jitter` after its capture (pseudo-random).
-struct JitteryCamera {
-    format: VideoFormat,
-    start_ns: u64,
-    jitter_ns: u64,
-    next: u64,
-    rng: u64,
-}
-
-impl Feed<VideoFrame> for JitteryCamera {
-    fn format(&self) -> VideoFormat {
-        self.format
-    }
-
-    fn describe(&self) -> String {
-        "jittery camera".into()
-    }
-
-    fn next(
-        &mut self,
-        pool: &BufferPool<u8>,
-        run: &RunControl,
-    ) -> anyhow::Result<Option<VideoFrame>> {
-        if run.stop_requested() {
-            return Ok(None);
-        }
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let captured = self.start_ns + self.format.fps.frame_time_ns(self.next);
-        clock::sleep_until_ns(captured + self.rng % self.jitter_ns);
-        let mut pixels = pool.take();
-        pixels.resize(self.format.frame_bytes(), 0);
-        let frame = VideoFrame {
-            pixels,
-            index: self.next,
-            timestamp_ns: captured,
-        };
-        self.next += 1;
-        Ok(Some(frame))
-    }
-}
-
 /// A virtual camera that shows frames the moment it gets them: records
 /// each frame's capture time and when it was shown.
 struct Screen {
@@ -217,17 +174,7 @@ fn audio_and_video_are_perceived_within_max_unsynced_with_jittery_inputs() {
     let speaker = FakeScript::steady(FORMAT);
     let (rig, feed, sink) =
         FakeRig::start(mic, speaker, 512, settings.playback_budget(FORMAT, 512)).unwrap();
-    let camera = JitteryCamera {
-        format: VideoFormat {
-            width: 64,
-            height: 36,
-            fps: Fps { num: 30, den: 1 },
-        },
-        start_ns: rig.start_ns,
-        jitter_ns: 15_000_000,
-        next: 0,
-        rng: 0x1234_5678,
-    };
+    let camera = FakeCamera::new(rig.start_ns).jittery(Duration::from_millis(15));
     let shown = Arc::new(Mutex::new(Vec::new()));
     let report = run_five_seconds(
         Streamer::builder()

@@ -3,14 +3,14 @@
 //! playback callback) makes no allocation in any hot section once warmed
 //! up. Its own binary, because the allocator is process-wide.
 
-use sandstream::Streamer;
-use sandstream::clock;
-use sandstream::device::PlaybackBudget;
+use sandstream::camera::fake::FakeCamera;
 use sandstream::device::fake::{FakeRig, FakeScript};
+use sandstream::device::{CaptureFeed, PlaybackBudget, PlaybackSink};
 use sandstream::guest::sandbox::SandboxPolicy;
-use sandstream::media::{AudioFormat, BufferPool, Fps, VideoFormat, VideoFrame};
-use sandstream::pipeline::{DeviceSettings, Feed, RunControl};
+use sandstream::media::AudioFormat;
+use sandstream::pipeline::DeviceSettings;
 use sandstream::rt::{self, CountingAllocator};
+use sandstream::{Report, Streamer};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,6 +22,22 @@ fn guest(name: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/guests"));
     dir.join(format!("{name}.wasm"))
+}
+
+const FORMAT: AudioFormat = AudioFormat {
+    sample_rate: 48_000,
+    channels: 2,
+};
+
+/// A fake microphone and speaker with steady 256-frame callbacks.
+fn steady_rig(playback: PlaybackBudget) -> (FakeRig, CaptureFeed, PlaybackSink) {
+    FakeRig::start(
+        FakeScript::steady(FORMAT),
+        FakeScript::steady(FORMAT),
+        256,
+        playback,
+    )
+    .unwrap()
 }
 
 /// Waits (bounded) until the run has written `blocks` blocks.
@@ -37,9 +53,10 @@ fn wait_for_blocks(stats: &sandstream::pipeline::StatsHandle, blocks: u64) {
     }
 }
 
-/// Runs `streamer` until 50 blocks are out, then counts hot-section
-/// allocations over the next 250.
-fn hot_allocations(stream: sandstream::RunningStream) -> (u64, sandstream::Report) {
+/// Starts the run, lets 50 blocks out, then asserts no hot section
+/// allocates over the next 250; stops the run and the fake devices.
+fn assert_no_hot_allocations(streamer: Streamer, rig: Option<FakeRig>) -> Report {
+    let stream = streamer.start().unwrap();
     let stats = stream.stats_handle();
     // Warm-up: pools filled, guest's first calls made, device started.
     wait_for_blocks(&stats, 50);
@@ -47,21 +64,25 @@ fn hot_allocations(stream: sandstream::RunningStream) -> (u64, sandstream::Repor
     wait_for_blocks(&stats, 50 + 250);
     let allocations = rt::disarm();
     stream.stop();
-    (allocations, stream.wait().unwrap())
+    let report = stream.wait().unwrap();
+    if let Some(rig) = rig {
+        rig.stop();
+    }
+    assert_eq!(
+        allocations, 0,
+        "hot sections allocated {allocations} times in 250 blocks; {report}"
+    );
+    report
 }
 
 #[test]
 fn device_callbacks_and_the_steady_state_path_do_not_allocate() {
-    let format = AudioFormat {
-        sample_rate: 48_000,
-        channels: 2,
-    };
-    let mut mic = FakeScript::steady(format);
+    let mut mic = FakeScript::steady(FORMAT);
     mic.callback_frames = vec![480, 256, 731];
     mic.jitter = Duration::from_millis(1);
     let (rig, feed, sink) = FakeRig::start(
         mic,
-        FakeScript::steady(format),
+        FakeScript::steady(FORMAT),
         256,
         PlaybackBudget::new(4800),
     )
@@ -73,15 +94,8 @@ fn device_callbacks_and_the_steady_state_path_do_not_allocate() {
         .audio_feed(Box::new(feed))
         .audio_sink(Box::new(sink))
         .build()
-        .unwrap()
-        .start()
         .unwrap();
-    let (allocations, report) = hot_allocations(stream);
-    rig.stop();
-    assert_eq!(
-        allocations, 0,
-        "hot sections allocated {allocations} times in 250 blocks; {report}"
-    );
+    assert_no_hot_allocations(stream, Some(rig));
 }
 
 /// Audio and video together: the stage histograms, the time-sized queues
@@ -89,17 +103,7 @@ fn device_callbacks_and_the_steady_state_path_do_not_allocate() {
 /// audio output's delay allocate nothing either.
 #[test]
 fn the_av_path_through_lip_sync_does_not_allocate() {
-    let format = AudioFormat {
-        sample_rate: 48_000,
-        channels: 2,
-    };
-    let (rig, feed, sink) = FakeRig::start(
-        FakeScript::steady(format),
-        FakeScript::steady(format),
-        256,
-        PlaybackBudget::new(4800),
-    )
-    .unwrap();
+    let (rig, feed, sink) = steady_rig(PlaybackBudget::new(4800));
     let stream = Streamer::builder()
         .guest_path(guest("passthrough"))
         .block_frames(256)
@@ -114,55 +118,10 @@ fn the_av_path_through_lip_sync_does_not_allocate() {
         plan.contains("audio and video perceived together"),
         "{plan}"
     );
-    let stream = stream.start().unwrap();
-    let (allocations, report) = hot_allocations(stream);
-    rig.stop();
+    let report = assert_no_hot_allocations(stream, Some(rig));
     assert!(report.sync_latency_us > 0, "the sync stage ran: {report}");
     // 300 blocks of 256 frames: 1.6 s, 48 frames at 30 fps.
     assert!(report.video.items_out >= 40, "{report}");
-    assert_eq!(
-        allocations, 0,
-        "hot sections allocated {allocations} times in 250 blocks; {report}"
-    );
-}
-
-/// A camera whose first frame is captured at `first_ns` (real ones take up
-/// to a second or two to open), then one every frame time.
-struct SlowToOpenCamera {
-    format: VideoFormat,
-    first_ns: u64,
-    next: u64,
-}
-
-impl Feed<VideoFrame> for SlowToOpenCamera {
-    fn format(&self) -> VideoFormat {
-        self.format
-    }
-
-    fn describe(&self) -> String {
-        "a camera slow to open".into()
-    }
-
-    fn next(
-        &mut self,
-        pool: &BufferPool<u8>,
-        run: &RunControl,
-    ) -> anyhow::Result<Option<VideoFrame>> {
-        if run.stop_requested() {
-            return Ok(None);
-        }
-        let captured = self.first_ns + self.format.fps.frame_time_ns(self.next);
-        clock::sleep_until_ns(captured);
-        let _hot = rt::hot();
-        let mut pixels = pool.take();
-        pixels.resize(self.format.frame_bytes(), 0);
-        self.next += 1;
-        Ok(Some(VideoFrame {
-            pixels,
-            index: self.next - 1,
-            timestamp_ns: captured,
-        }))
-    }
 }
 
 /// While the camera opens, the microphone's blocks wait in the sync stage
@@ -171,26 +130,8 @@ impl Feed<VideoFrame> for SlowToOpenCamera {
 /// 1.5 s wait and the start allocate nothing.
 #[test]
 fn a_camera_slow_to_open_holds_the_audio_without_allocating() {
-    let format = AudioFormat {
-        sample_rate: 48_000,
-        channels: 2,
-    };
-    let (rig, feed, sink) = FakeRig::start(
-        FakeScript::steady(format),
-        FakeScript::steady(format),
-        256,
-        PlaybackBudget::new(4800),
-    )
-    .unwrap();
-    let camera = SlowToOpenCamera {
-        format: VideoFormat {
-            width: 64,
-            height: 36,
-            fps: Fps { num: 30, den: 1 },
-        },
-        first_ns: rig.start_ns + 1_500_000_000,
-        next: 0,
-    };
+    let (rig, feed, sink) = steady_rig(PlaybackBudget::new(4800));
+    let camera = FakeCamera::new(rig.start_ns + 1_500_000_000);
     let stream = Streamer::builder()
         .guest_path(guest("passthrough"))
         .block_frames(256)
@@ -230,30 +171,12 @@ fn a_camera_slow_to_open_holds_the_audio_without_allocating() {
 /// place an item can wait is full at once, and the pools still suffice.
 #[test]
 fn a_video_guest_too_slow_for_its_camera_holds_audio_without_allocating() {
-    let format = AudioFormat {
-        sample_rate: 48_000,
-        channels: 2,
-    };
     let settings = DeviceSettings {
         latency: Some(Duration::from_millis(200)),
         ..DeviceSettings::default()
     };
-    let (rig, feed, sink) = FakeRig::start(
-        FakeScript::steady(format),
-        FakeScript::steady(format),
-        256,
-        settings.playback_budget(format, 256),
-    )
-    .unwrap();
-    let camera = SlowToOpenCamera {
-        format: VideoFormat {
-            width: 64,
-            height: 36,
-            fps: Fps { num: 30, den: 1 },
-        },
-        first_ns: rig.start_ns,
-        next: 0,
-    };
+    let (rig, feed, sink) = steady_rig(settings.playback_budget(FORMAT, 256));
+    let camera = FakeCamera::new(rig.start_ns);
     let stream = Streamer::builder()
         .guest_path(guest("adversary"))
         .set("mode", "busy")
@@ -270,15 +193,8 @@ fn a_video_guest_too_slow_for_its_camera_holds_audio_without_allocating() {
             ..SandboxPolicy::default()
         })
         .build()
-        .unwrap()
-        .start()
         .unwrap();
-    let (allocations, report) = hot_allocations(stream);
-    rig.stop();
-    assert_eq!(
-        allocations, 0,
-        "hot sections allocated {allocations} times in 250 blocks; {report}"
-    );
+    let report = assert_no_hot_allocations(stream, Some(rig));
     assert!(report.sync_latency_us > 100_000, "audio was held: {report}");
     // The slow video costs video frames, not audio (2 % tolerance: these
     // VMs stall now and then).
@@ -364,14 +280,8 @@ fn real_device_callbacks_do_not_allocate_in_our_code() {
         .audio_feed(Box::new(input))
         .audio_sink(Box::new(output))
         .build()
-        .unwrap()
-        .start()
         .unwrap();
-    let (allocations, report) = hot_allocations(stream);
-    assert_eq!(
-        allocations, 0,
-        "hot sections allocated {allocations} times in 250 blocks; {report}"
-    );
+    assert_no_hot_allocations(stream, None);
 }
 
 /// The live video path: a camera (served by GStreamer, read through

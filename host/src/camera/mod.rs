@@ -4,6 +4,7 @@
 //! pipeline (see [`CameraFeed`]).
 
 mod decode;
+pub mod fake;
 mod feed;
 mod modes;
 
